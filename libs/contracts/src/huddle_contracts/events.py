@@ -1,0 +1,245 @@
+"""The events on Huddle's bus, v1: one frozen pydantic model per CloudEvents ``type``.
+
+Nothing here can identify a person directly: people appear only as per-network pseudonyms, places
+as slugs, and there is no free text at all (no names, contact details, staff or patient numbers,
+clinical narrative). Additive changes keep v1; a breaking change is a new v2 type and topic.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from huddle_contracts.topics import topic_for_event_type
+from huddle_contracts.vocabulary import (
+    Discipline,
+    EventClass,
+    Gender,
+    HarmCategory,
+    HarmLevel,
+    HospitalId,
+    LanguageTag,
+    Mode,
+    NetworkId,
+    Origin,
+    Pseudonym,
+    ReferralResource,
+    Tier,
+    UnitId,
+    Urgency,
+)
+
+# Unknown fields are refused (a typo or a smuggled identifier must not pass) and events are values.
+_CONTRACT = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class Event(BaseModel):
+    """Base of every event: the tenant it belongs to, its Kafka key and its own timestamp."""
+
+    model_config = _CONTRACT
+
+    event_type: ClassVar[str]
+    """The CloudEvents ``type``, e.g. ``huddle.support_requested.v1``."""
+    subject_field: ClassVar[str]
+    """The field whose value is the Kafka key and the CloudEvents ``subject``."""
+    time_field: ClassVar[str]
+    """The field whose value is the CloudEvents ``time`` (when the occurrence happened)."""
+
+    network_id: NetworkId
+    """The health network (tenant) the event belongs to."""
+    hospital_id: HospitalId
+    """The hospital within the network."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # Fail at import, not in production, when a model is not wired to the topic registry.
+        for attribute in ("event_type", "subject_field", "time_field"):
+            if not isinstance(getattr(cls, attribute, None), str):
+                raise TypeError(f"{cls.__name__} must set the ClassVar {attribute}")
+        topic_for_event_type(cls.event_type)
+        for attribute in (cls.subject_field, cls.time_field):
+            if attribute not in cls.model_fields:
+                raise TypeError(f"{cls.__name__} has no field {attribute!r}")
+
+    @property
+    def subject(self) -> str:
+        """The Kafka record key and CloudEvents ``subject``: per-key order is per case or peer."""
+        return str(getattr(self, self.subject_field))
+
+    @property
+    def event_time(self) -> datetime:
+        """When the occurrence happened (the CloudEvents ``time``)."""
+        moment = getattr(self, self.time_field)
+        assert isinstance(moment, datetime)
+        return moment
+
+
+class InvolvedStaff(BaseModel):
+    """A member of staff involved in an adverse event, to be offered support."""
+
+    model_config = _CONTRACT
+
+    pseudonym: Pseudonym
+    discipline: Discipline
+    unit_id: UnitId
+    """The unit the person works in (or their manager's unit when not found in the directory)."""
+
+
+class AdverseEventReported(Event):
+    """An incident-reporting system reported an adverse event, de-identified by intake."""
+
+    event_type: ClassVar[str] = "huddle.adverse_event_reported.v1"
+    subject_field: ClassVar[str] = "adverse_event_id"
+    time_field: ClassVar[str] = "reported_at"
+
+    adverse_event_id: UUID
+    """Huddle's id for the event (never the reporting system's own reference)."""
+    unit_ids: Annotated[tuple[UnitId, ...], Field(min_length=1)]
+    """Units where the event happened or whose staff were involved."""
+    event_class: EventClass
+    harm_level: HarmLevel
+    categories: tuple[HarmCategory, ...]
+    """Kinds of event; they decide whether proactive outreach applies."""
+    occurred_at: AwareDatetime
+    """When the adverse event happened (as reported)."""
+    reported_at: AwareDatetime
+    """When the report was received."""
+    involved: tuple[InvolvedStaff, ...]
+    """The staff involved who are known to the workforce directory."""
+    outreach_triggered: bool
+    """Whether the outreach policy offers support to everyone involved."""
+    group_debrief_requested: bool
+    """Whether a critical-response group debrief is called (over 5 staff or several units)."""
+
+
+class MatchPreferences(BaseModel):
+    """A requester's opt-in preferences for their peer; ``None`` means no preference."""
+
+    model_config = _CONTRACT
+
+    own_unit: bool | None = None
+    """True for a peer from the requester's own unit, False for another unit."""
+    language: LanguageTag | None = None
+    gender: Gender | None = None
+
+
+class SupportRequested(Event):
+    """A worker asked for support, or was offered it by outreach after an event."""
+
+    event_type: ClassVar[str] = "huddle.support_requested.v1"
+    subject_field: ClassVar[str] = "case_id"
+    time_field: ClassVar[str] = "requested_at"
+
+    case_id: UUID
+    unit_id: UnitId
+    """The requester's unit (peers from it are avoided unless preferred)."""
+    requester: Pseudonym
+    discipline: Discipline
+    """The requester's discipline (peers are matched like with like)."""
+    origin: Origin
+    urgency: Urgency
+    preferred_mode: Mode | None = None
+    preferences: MatchPreferences = MatchPreferences()
+    adverse_event_id: UUID | None = None
+    """The adverse event behind the request, if any (peers involved in it are never matched)."""
+    requested_at: AwareDatetime
+
+
+class PeerMatched(Event):
+    """A trained peer accepted a case; the first contact is now theirs to make."""
+
+    event_type: ClassVar[str] = "huddle.peer_matched.v1"
+    subject_field: ClassVar[str] = "case_id"
+    time_field: ClassVar[str] = "matched_at"
+
+    case_id: UUID
+    offer_id: UUID
+    """The offer the peer accepted."""
+    peer: Pseudonym
+    requester: Pseudonym
+    tier: Tier = Tier.PEER
+    mode: Mode
+    matched_at: AwareDatetime
+
+
+class SessionCompleted(Event):
+    """A one-to-one or group session took place; when, how long and how, never what was said."""
+
+    event_type: ClassVar[str] = "huddle.session_completed.v1"
+    subject_field: ClassVar[str] = "case_id"
+    time_field: ClassVar[str] = "completed_at"
+
+    case_id: UUID
+    session_id: UUID
+    peer: Pseudonym
+    """The peer who led the session."""
+    mode: Mode
+    tier: Tier
+    started_at: AwareDatetime
+    duration_minutes: Annotated[int, Field(ge=1, le=600)]
+    participants: Annotated[int, Field(ge=1)]
+    """How many people took part besides the peer (1 for one-to-one, the group size otherwise)."""
+    follow_up_planned: bool
+    referral_made: bool
+    completed_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> SessionCompleted:
+        if self.completed_at < self.started_at:
+            raise ValueError("completed_at must not be before started_at")
+        return self
+
+
+class ReferralMade(Event):
+    """Tier 3: someone was referred on to professional help."""
+
+    event_type: ClassVar[str] = "huddle.referral_made.v1"
+    subject_field: ClassVar[str] = "case_id"
+    time_field: ClassVar[str] = "made_at"
+
+    case_id: UUID
+    referral_id: UUID
+    tier: Literal[Tier.PROFESSIONAL] = Tier.PROFESSIONAL
+    urgency: Urgency
+    resource: ReferralResource
+    referred_by: Pseudonym | None = None
+    """The peer who referred; None when intake escalated a crisis itself."""
+    made_at: AwareDatetime
+
+
+class PeerCertified(Event):
+    """A peer completed training and may be matched until the certification lapses."""
+
+    event_type: ClassVar[str] = "huddle.peer_certified.v1"
+    subject_field: ClassVar[str] = "peer"
+    time_field: ClassVar[str] = "certified_at"
+
+    peer: Pseudonym
+    unit_id: UnitId
+    discipline: Discipline
+    languages: tuple[LanguageTag, ...]
+    """Languages the peer can offer support in."""
+    certified_at: AwareDatetime
+    valid_until: AwareDatetime
+    """When a refresher is due (the interval is configurable; yearly is common)."""
+
+    @model_validator(mode="after")
+    def _valid_after_certified(self) -> PeerCertified:
+        if self.valid_until <= self.certified_at:
+            raise ValueError("valid_until must be after certified_at")
+        return self
+
+
+class CertificationLapsed(Event):
+    """A peer's certification lapsed or was withdrawn: no new cases until recertified."""
+
+    event_type: ClassVar[str] = "huddle.certification_lapsed.v1"
+    subject_field: ClassVar[str] = "peer"
+    time_field: ClassVar[str] = "lapsed_at"
+
+    peer: Pseudonym
+    lapsed_at: AwareDatetime

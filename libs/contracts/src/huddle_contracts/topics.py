@@ -1,0 +1,133 @@
+"""The topic registry: topic names are part of Huddle's public contract (docs/architecture.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SERVICES = ("intake", "matching", "sessions", "training", "analytics")
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str
+    event_types: tuple[str, ...]
+    publishers: frozenset[str]
+    consumers: frozenset[str]
+    partitions: int = 6
+    retention_ms: int = 30 * DAY_MS
+    # The inbound topic carries raw reports (possibly identifying), so it is kept briefly.
+    description: str = ""
+    keyed: bool = field(default=True)
+
+    @property
+    def dead_letter(self) -> str:
+        return dead_letter_topic(self.name)
+
+
+def dead_letter_topic(name: str) -> str:
+    return f"{name}.dlt"
+
+
+INBOUND_ADVERSE_EVENTS = Topic(
+    name="huddle.inbound.adverse-events.v1",
+    key="reporter's event id",
+    event_types=("huddle.inbound.adverse_event.v1",),
+    publishers=frozenset({"incident-systems"}),
+    consumers=frozenset({"intake"}),
+    retention_ms=1 * DAY_MS,
+    description="Raw reports from incident systems; intake-only, short retention.",
+)
+ADVERSE_EVENT_REPORTED = Topic(
+    name="huddle.adverse-event-reported.v1",
+    key="adverse event id",
+    event_types=("huddle.adverse_event_reported.v1",),
+    publishers=frozenset({"intake"}),
+    consumers=frozenset({"matching", "analytics"}),
+    description="De-identified adverse events that may trigger outreach.",
+)
+SUPPORT_REQUESTED = Topic(
+    name="huddle.support-requested.v1",
+    key="case id",
+    event_types=("huddle.support_requested.v1",),
+    publishers=frozenset({"intake"}),
+    consumers=frozenset({"matching", "analytics"}),
+    description="A worker asked for support, or was offered it after an event.",
+)
+PEER_MATCHED = Topic(
+    name="huddle.peer-matched.v1",
+    key="case id",
+    event_types=("huddle.peer_matched.v1",),
+    publishers=frozenset({"matching"}),
+    consumers=frozenset({"intake", "sessions", "analytics"}),
+    description="A trained peer was matched to a case.",
+)
+SESSION_COMPLETED = Topic(
+    name="huddle.session-completed.v1",
+    key="case id",
+    event_types=("huddle.session_completed.v1",),
+    publishers=frozenset({"sessions"}),
+    consumers=frozenset({"intake", "matching", "training", "analytics"}),
+    description="A one-to-one or group session took place (no narrative).",
+)
+REFERRAL_MADE = Topic(
+    name="huddle.referral-made.v1",
+    key="case id",
+    event_types=("huddle.referral_made.v1",),
+    publishers=frozenset({"intake", "sessions"}),
+    consumers=frozenset({"intake", "analytics"}),
+    description="Tier 3: a referral to professional help.",
+)
+PEER_CERTIFICATION = Topic(
+    name="huddle.peer-certification.v1",
+    key="peer id",
+    event_types=("huddle.peer_certified.v1", "huddle.certification_lapsed.v1"),
+    publishers=frozenset({"training"}),
+    consumers=frozenset({"matching", "analytics"}),
+    description="A peer's certification began or lapsed.",
+)
+ANALYTICS_ANONYMISED = Topic(
+    name="huddle.analytics.anonymised.v1",
+    key="none (random)",
+    event_types=(),
+    publishers=frozenset({"analytics"}),
+    consumers=frozenset({"analysts"}),
+    keyed=False,
+    description="The analysts' stream: random surrogates, coarsened times, small cells suppressed.",
+)
+
+TOPICS: tuple[Topic, ...] = (
+    INBOUND_ADVERSE_EVENTS,
+    ADVERSE_EVENT_REPORTED,
+    SUPPORT_REQUESTED,
+    PEER_MATCHED,
+    SESSION_COMPLETED,
+    REFERRAL_MADE,
+    PEER_CERTIFICATION,
+    ANALYTICS_ANONYMISED,
+)
+
+
+def all_topic_names(*, with_dead_letters: bool = True) -> list[str]:
+    """Every topic the platform uses, dead-letter topics included, for creating them."""
+    names = [t.name for t in TOPICS]
+    if with_dead_letters:
+        names += [t.dead_letter for t in TOPICS]
+    return names
+
+
+def topic_for_event_type(event_type: str) -> Topic:
+    for topic in TOPICS:
+        if event_type in topic.event_types:
+            return topic
+    raise KeyError(f"no topic carries event type {event_type!r}")
+
+
+def published_by(service: str) -> list[Topic]:
+    return [t for t in TOPICS if service in t.publishers]
+
+
+def consumed_by(service: str) -> list[Topic]:
+    return [t for t in TOPICS if service in t.consumers]

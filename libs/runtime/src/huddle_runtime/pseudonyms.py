@@ -1,0 +1,21 @@
+"""Per-network pseudonym secrets derived from the service's master key (never leaves the service)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from huddle_contracts.pseudonyms import pseudonymise
+from pydantic import SecretStr
+
+
+def network_secret(master_key: SecretStr, network_id: str) -> bytes:
+    """A per-network secret, so that pseudonyms cannot be linked across networks."""
+    return hmac.new(
+        master_key.get_secret_value().encode(), f"huddle/network/{network_id}".encode(), hashlib.sha256
+    ).digest()
+
+
+def pseudonym_for(master_key: SecretStr, network_id: str, staff_ref: str) -> str:
+    """The platform-wide pseudonym of a staff member (same in every service holding the key)."""
+    return pseudonymise(network_secret(master_key, network_id), staff_ref.strip())

@@ -1,0 +1,28 @@
+"""Who a piece of work is for: the network (and hospital) that row-level security enforces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+# The PostgreSQL setting every tenant table's policy reads (see migrations.TENANT_POLICY_SQL).
+NETWORK_SETTING = "huddle.network_id"
+HOSPITAL_SETTING = "huddle.hospital_id"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    network_id: str
+    hospital_id: str | None = None
+
+
+async def apply_tenant(conn: asyncpg.Connection, tenant: Tenant | None) -> None:
+    """Scope the current transaction to ``tenant``; ``None`` sees no tenant rows at all."""
+    await conn.execute(
+        "SELECT set_config($1, $2, true), set_config($3, $4, true)",
+        NETWORK_SETTING,
+        tenant.network_id if tenant else "",
+        HOSPITAL_SETTING,
+        (tenant.hospital_id or "") if tenant else "",
+    )

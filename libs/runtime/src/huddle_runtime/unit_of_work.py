@@ -1,0 +1,42 @@
+"""The one transaction boundary: state changes and outgoing events commit together or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from huddle_contracts.events import Event
+
+from huddle_runtime.outbox import add_to_outbox, outbox_message
+from huddle_runtime.tenancy import Tenant, apply_tenant
+
+
+class UnitOfWork:
+    """A transaction scoped to one tenant; ``publish`` queues events for the outbox."""
+
+    def __init__(self, conn: asyncpg.Connection, tenant: Tenant | None) -> None:
+        self.conn = conn
+        self.tenant = tenant
+        self._events: list[Event] = []
+
+    def publish(self, event: Event) -> None:
+        if self.tenant is not None and getattr(event, "network_id", None) != self.tenant.network_id:
+            raise PermissionError("an event must belong to the unit of work's network")
+        self._events.append(event)
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        return tuple(self._events)
+
+
+@asynccontextmanager
+async def unit_of_work(
+    pool: asyncpg.Pool, tenant: Tenant | None, *, source: str
+) -> AsyncIterator[UnitOfWork]:
+    """Commit the work and its outbox rows on success; roll both back on any exception."""
+    async with pool.acquire() as conn, conn.transaction():
+        await apply_tenant(conn, tenant)
+        uow = UnitOfWork(conn, tenant)
+        yield uow
+        await add_to_outbox(conn, [outbox_message(e, source=source) for e in uow.events])
