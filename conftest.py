@@ -7,7 +7,6 @@ The servers start once per session, lazily, on free loopback ports (logic in
 from collections.abc import Iterator
 
 import pytest
-
 from huddle_local.issuer import LocalIssuer
 from huddle_local.testing import SessionServers
 

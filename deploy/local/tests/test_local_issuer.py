@@ -4,15 +4,20 @@ import json
 import stat
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import jwt
 import pytest
-
 from huddle_local.issuer import AUDIENCE, ISSUER, LocalIssuer, jwk_thumbprint
 
 
 def _verify(issuer: LocalIssuer, token: str, audience: str = AUDIENCE) -> dict:
-    key = jwt.PyJWKClient(issuer.jwks_url).get_signing_key_from_jwt(token)
+    # Read the JWKS through its file:// URL as a service would (PyJWKClient is http(s) only).
+    url = urlparse(issuer.jwks_url)
+    assert url.scheme == "file"
+    jwks = jwt.PyJWKSet.from_json(Path(url2pathname(url.path)).read_text())
+    key = jwks[jwt.get_unverified_header(token)["kid"]]
     return jwt.decode(token, key.key, algorithms=["RS256"], audience=audience, issuer=ISSUER)
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-
 from huddle_local import kafka
 from huddle_local._util import free_ports
 from huddle_local.kafka import KafkaBroker, create_topics, ensure_kafka_jars

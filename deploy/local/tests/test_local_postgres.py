@@ -4,7 +4,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
 from huddle_local._util import free_ports
 from huddle_local.postgres import EmbeddedPostgres
 

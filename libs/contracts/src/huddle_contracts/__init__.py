@@ -1,0 +1,46 @@
+"""Huddle's event contracts: topics, CloudEvents codec, event models, schemas and their export."""
+
+from huddle_contracts.cloudevents import CloudEvent, CloudEventError, from_record, to_headers
+from huddle_contracts.events import (
+    AdverseEventReported,
+    CertificationLapsed,
+    Event,
+    InvolvedStaff,
+    MatchPreferences,
+    PeerCertified,
+    PeerMatched,
+    ReferralMade,
+    SessionCompleted,
+    SupportRequested,
+)
+from huddle_contracts.registry import (
+    EVENT_TYPES,
+    InvalidEventData,
+    UnknownEventType,
+    decode_event,
+    encode_event,
+    topic_for,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "AdverseEventReported",
+    "CertificationLapsed",
+    "CloudEvent",
+    "CloudEventError",
+    "Event",
+    "InvalidEventData",
+    "InvolvedStaff",
+    "MatchPreferences",
+    "PeerCertified",
+    "PeerMatched",
+    "ReferralMade",
+    "SessionCompleted",
+    "SupportRequested",
+    "UnknownEventType",
+    "decode_event",
+    "encode_event",
+    "from_record",
+    "to_headers",
+    "topic_for",
+]

@@ -117,7 +117,7 @@ class AdverseEventReported(Event):
 
 
 class MatchPreferences(BaseModel):
-    """A requester's opt-in preferences for their peer; ``None`` means no preference."""
+    """A requester's opt-in preferences for their peer; null means no preference."""
 
     model_config = _CONTRACT
 

@@ -286,7 +286,7 @@ def _key_schema(model: type[Event]) -> dict[str, Any]:
 
 
 def _channel(topic: Topic, messages: dict[str, Any]) -> dict[str, Any]:
-    key = f"keyed by {topic.key}" if topic.keyed else "not keyed (random partition)"
+    key = f"the {topic.key}" if topic.keyed else "none (random partition)"
     return {
         "address": topic.name,
         "title": topic.name,

@@ -14,7 +14,7 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 class KafkaSettings(BaseSettings):
     """Kafka client settings; the safe delivery settings are not configurable on purpose."""
 
-    model_config = SettingsConfigDict(env_prefix="HUDDLE_KAFKA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HUDDLE_KAFKA_", extra="ignore", validate_by_name=True)
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
@@ -48,7 +48,7 @@ class KafkaSettings(BaseSettings):
 
 
 class DatabaseSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HUDDLE_DB_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HUDDLE_DB_", extra="ignore", validate_by_name=True)
 
     url: SecretStr = Field(
         default=SecretStr("postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -62,7 +62,7 @@ class DatabaseSettings(BaseSettings):
 
 
 class AuthSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HUDDLE_AUTH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HUDDLE_AUTH_", extra="ignore", validate_by_name=True)
 
     # Where the signing keys come from: an https JWKS endpoint, or a JWKS file (mounted secret,
     # or the local stack's issuer). Exactly one is needed to accept any token.
@@ -93,7 +93,7 @@ class AuthSettings(BaseSettings):
 
 
 class TelemetrySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HUDDLE_TELEMETRY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HUDDLE_TELEMETRY_", extra="ignore", validate_by_name=True)
 
     otlp_endpoint: str | None = Field(
         default=None,
@@ -108,7 +108,7 @@ class TelemetrySettings(BaseSettings):
 
 
 class DeliverySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HUDDLE_DELIVERY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HUDDLE_DELIVERY_", extra="ignore", validate_by_name=True)
 
     relay_enabled: bool = True
     consumer_enabled: bool = True
@@ -123,7 +123,7 @@ class DeliverySettings(BaseSettings):
 class ServiceSettings(BaseSettings):
     """Everything a Huddle service needs, grouped; built once by ``ServiceSettings.load``."""
 
-    model_config = SettingsConfigDict(env_prefix="HUDDLE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HUDDLE_", extra="ignore", validate_by_name=True)
 
     service: str = "huddle"
     http_host: str = "127.0.0.1"

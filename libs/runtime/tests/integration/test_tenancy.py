@@ -1,0 +1,117 @@
+"""Row-level security keeps every network's rows to itself, even when the code forgets a filter."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import pytest
+from huddle_runtime import database
+from huddle_runtime.migrations import Migration, MigrationError, migrate, runtime_migrations
+from huddle_runtime.settings import ServiceSettings
+from huddle_runtime.tenancy import Tenant
+from huddle_runtime.unit_of_work import unit_of_work
+
+
+pytestmark = pytest.mark.integration
+
+ProbeFactory = Callable[..., Awaitable[ServiceSettings]]
+
+
+async def test_a_query_without_a_network_filter_sees_only_its_own_network(
+    probe: ProbeFactory,
+) -> None:
+    settings = await probe()
+    pool = await database.create_pool(settings)
+    try:
+        for network in ("north", "south"):
+            async with unit_of_work(pool, Tenant(network), source="/test") as uow:
+                await uow.conn.execute(
+                    "INSERT INTO note (network_id, case_id, body) VALUES ($1, $2, $3)",
+                    network, uuid.uuid4(), f"for {network}",
+                )
+        async with unit_of_work(pool, Tenant("south"), source="/test") as uow:
+            # The forgotten filter: no WHERE network_id = ... at all.
+            rows = await uow.conn.fetch("SELECT network_id, body FROM note")
+        assert [(r["network_id"], r["body"]) for r in rows] == [("south", "for south")]
+
+        async with unit_of_work(pool, None, source="/test") as uow:
+            assert await uow.conn.fetchval("SELECT count(*) FROM note") == 0
+    finally:
+        await pool.close()
+
+
+async def test_a_write_into_another_network_is_refused(probe: ProbeFactory) -> None:
+    settings = await probe()
+    pool = await database.create_pool(settings)
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            async with unit_of_work(pool, Tenant("north"), source="/test") as uow:
+                await uow.conn.execute(
+                    "INSERT INTO note (network_id, case_id, body) VALUES ('south', $1, 'x')",
+                    uuid.uuid4(),
+                )
+    finally:
+        await pool.close()
+
+
+async def test_the_tenant_setting_does_not_outlive_its_transaction(probe: ProbeFactory) -> None:
+    settings = await probe()
+    pool = await database.create_pool(settings, )
+    try:
+        async with unit_of_work(pool, Tenant("north"), source="/test"):
+            pass
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT current_setting('huddle.network_id', true)") in ("", None)
+    finally:
+        await pool.close()
+
+
+async def test_migrations_refuse_a_tenant_table_without_forced_rls(
+    probe: ProbeFactory, admin: asyncpg.Connection, probe_migration: Migration
+) -> None:
+    settings = await probe()
+    leaky = Migration("0002_leaky.sql", "CREATE TABLE leaky (network_id text NOT NULL);")
+    with pytest.raises(MigrationError, match="leaky"):
+        await migrate(
+            admin,
+            schema=settings.schema_name,
+            role=settings.db_role,
+            migrations=[*runtime_migrations(), probe_migration, leaky],
+        )
+
+
+async def test_migrations_apply_once_and_refuse_an_edited_migration(
+    probe: ProbeFactory, admin: asyncpg.Connection, probe_migration: Migration
+) -> None:
+    settings = await probe()
+    again = await migrate(
+        admin,
+        schema=settings.schema_name,
+        role=settings.db_role,
+        migrations=[*runtime_migrations(), probe_migration],
+    )
+    assert again == []
+    edited = Migration(probe_migration.name, probe_migration.sql + "\n-- edited")
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        await migrate(
+            admin,
+            schema=settings.schema_name,
+            role=settings.db_role,
+            migrations=[*runtime_migrations(), edited],
+        )
+
+
+async def test_the_service_role_is_not_a_superuser_and_cannot_bypass_rls(
+    probe: ProbeFactory,
+) -> None:
+    settings = await probe()
+    pool = await database.create_pool(settings)
+    try:
+        row = await pool.fetchrow(
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        )
+        assert (row["rolsuper"], row["rolbypassrls"]) == (False, False)
+    finally:
+        await pool.close()
