@@ -176,8 +176,6 @@ rootLogger.level = WARN
 rootLogger.appenderRef.out.ref = OUT
 logger.server.name = kafka.server.KafkaRaftServer
 logger.server.level = INFO
-logger.broker.name = kafka.server.BrokerServer
-logger.broker.level = INFO
 # noisy and harmless on a single node
 logger.netclient.name = org.apache.kafka.clients.NetworkClient
 logger.netclient.level = ERROR
@@ -353,7 +351,7 @@ auto.create.topics.enable=false
             str(self.properties_file),
         ]
         with open(self.log_file, "ab") as out:
-            out.write(f"--- starting Kafka {self.version} on {self.bootstrap}\n".encode())
+            out.write(f"\n--- starting Kafka {self.version} on {self.bootstrap}\n".encode())
             out.flush()
             self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 cmd,

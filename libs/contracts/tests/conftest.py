@@ -1,7 +1,7 @@
 """Hypothesis strategies for every event, derived from the models' own annotations.
 
-A new event or field is covered without touching this file; a field of a type it does not know
-fails loudly instead of being skipped.
+Registered for ``st.from_type(SomeEvent)``. A new event or field is covered without touching this
+file; a field of a type it does not know fails loudly instead of being skipped.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def strategy_for(annotation: Any, metadata: tuple[Any, ...] = ()) -> st.SearchSt
         return st.sampled_from(list(annotation))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return event_strategy(annotation)
-    raise NotImplementedError(f"no strategy for {annotation!r}; add one to contracts_strategies")
+    raise NotImplementedError(f"no strategy for {annotation!r}; add one to tests/conftest.py")
 
 
 def _bound(metadata: tuple[Any, ...], kind: type, attribute: str, default: int) -> int:
