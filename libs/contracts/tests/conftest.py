@@ -13,9 +13,6 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 import annotated_types
-from hypothesis import strategies as st
-from pydantic import AwareDatetime, BaseModel, StringConstraints, ValidationError
-
 from huddle_contracts.registry import EVENT_TYPES
 from huddle_contracts.vocabulary import (
     LANGUAGE_TAG_PATTERN,
@@ -26,6 +23,8 @@ from huddle_contracts.vocabulary import (
     Pseudonym,
     UnitId,
 )
+from hypothesis import strategies as st
+from pydantic import AwareDatetime, BaseModel, StringConstraints, ValidationError
 
 # The constrained string types, by the pattern pydantic keeps in the field's metadata.
 CONSTRAINED_STRINGS: dict[object, st.SearchStrategy[str]] = {
@@ -57,8 +56,10 @@ def event_strategy(model: type[M]) -> st.SearchStrategy[M]:
         name: strategy_for(info.annotation, tuple(info.metadata))
         for name, info in model.model_fields.items()
     }
-    return st.fixed_dictionaries(fields).map(lambda values: _build(model, values)).filter(
-        lambda built: built is not None
+    return (
+        st.fixed_dictionaries(fields)
+        .map(lambda values: _build(model, values))
+        .filter(lambda built: built is not None)
     )  # type: ignore[return-value]
 
 

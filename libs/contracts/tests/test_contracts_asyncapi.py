@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from jsonschema import Draft7Validator
-
 from huddle_contracts.export import ASYNCAPI_FILE, CONTRACTS_ROOT
 from huddle_contracts.registry import EVENT_TYPES
 from huddle_contracts.topics import TOPICS
+from jsonschema import Draft7Validator
 
 DOCUMENT: dict[str, Any] = json.loads((CONTRACTS_ROOT / ASYNCAPI_FILE).read_text(encoding="utf-8"))
 
@@ -149,7 +148,8 @@ def resolve(pointer: str) -> Any:
     node: Any = DOCUMENT
     for part in pointer[2:].split("/"):
         part = part.replace("~1", "/").replace("~0", "~")
-        assert isinstance(node, dict) and part in node, f"{pointer} does not resolve"
+        assert isinstance(node, dict), f"{pointer} does not resolve"
+        assert part in node, f"{pointer} does not resolve"
         node = node[part]
     return node
 

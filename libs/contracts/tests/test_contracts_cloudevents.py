@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-
 from huddle_contracts.cloudevents import CloudEvent, CloudEventError, from_record, to_headers
 from huddle_contracts.events import PeerMatched, SupportRequested
 from huddle_contracts.registry import (
@@ -16,7 +16,7 @@ from huddle_contracts.registry import (
     decode_event,
     encode_event,
 )
-from huddle_contracts.vocabulary import Discipline, Mode, Origin, Urgency
+from huddle_contracts.vocabulary import Discipline, Origin, Urgency
 
 REQUESTER = "p_" + "a" * 32
 PEER = "p_" + "b" * 32
@@ -52,7 +52,12 @@ def replaced(headers: list[tuple[str, bytes]], name: str, value: bytes) -> list[
 
 def test_encode_takes_type_subject_and_time_from_the_event() -> None:
     event = support_requested()
-    ce = encode_event(event, source="/huddle/intake", id="outbox-42", traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+    ce = encode_event(
+        event,
+        source="/huddle/intake",
+        id="outbox-42",
+        traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+    )
 
     assert ce.type == "huddle.support_requested.v1"
     assert ce.subject == str(CASE_ID)
@@ -89,7 +94,7 @@ def test_no_headers_at_all_is_refused() -> None:
 
 def test_a_wrong_specversion_is_refused() -> None:
     headers, value = record_of(support_requested())
-    with pytest.raises(CloudEventError, match="specversion '0.3'"):
+    with pytest.raises(CloudEventError, match=re.escape("specversion '0.3'")):
         from_record(replaced(headers, "ce_specversion", b"0.3"), value)
 
 
@@ -120,7 +125,7 @@ def test_a_header_that_is_not_utf8_is_refused() -> None:
 def test_an_unknown_event_type_is_refused_by_name() -> None:
     headers, value = record_of(support_requested())
     ce = from_record(replaced(headers, "ce_type", b"huddle.support_requested.v9"), value)
-    with pytest.raises(UnknownEventType, match="huddle.support_requested.v9") as caught:
+    with pytest.raises(UnknownEventType, match=re.escape("huddle.support_requested.v9")) as caught:
         decode_event(ce)
     assert isinstance(caught.value, CloudEventError)
     assert caught.value.event_type == "huddle.support_requested.v9"
@@ -130,9 +135,14 @@ def test_an_unknown_field_in_the_data_is_refused_without_echoing_its_value() -> 
     data = json.loads(support_requested().model_dump_json())
     data["requester_name"] = "Jane Doe"
     ce = CloudEvent(
-        id="1", source="/huddle/intake", type=SupportRequested.event_type, data=json.dumps(data).encode()
+        id="1",
+        source="/huddle/intake",
+        type=SupportRequested.event_type,
+        data=json.dumps(data).encode(),
     )
-    with pytest.raises(InvalidEventData, match="requester_name: Extra inputs are not permitted") as caught:
+    with pytest.raises(
+        InvalidEventData, match="requester_name: Extra inputs are not permitted"
+    ) as caught:
         decode_event(ce)
     assert isinstance(caught.value, CloudEventError)
     # The reason ends up in dead-letter headers and logs: it must not repeat what was refused.
@@ -145,25 +155,32 @@ def test_a_missing_field_and_a_bad_value_are_both_named() -> None:
     data = json.loads(support_requested().model_dump_json())
     del data["urgency"]
     data["requester"] = "jane.doe@example.org"
-    ce = CloudEvent(id="1", source="/s", type=SupportRequested.event_type, data=json.dumps(data).encode())
+    ce = CloudEvent(
+        id="1", source="/s", type=SupportRequested.event_type, data=json.dumps(data).encode()
+    )
     with pytest.raises(InvalidEventData) as caught:
         decode_event(ce)
     message = str(caught.value)
     assert "urgency: Field required" in message
     assert "requester: String should match pattern" in message
     assert "jane.doe" not in message
-    assert {error["type"] for error in caught.value.errors} == {"missing", "string_pattern_mismatch"}
+    assert {error["type"] for error in caught.value.errors} == {
+        "missing",
+        "string_pattern_mismatch",
+    }
 
 
 def test_data_that_is_not_json_is_refused() -> None:
     ce = CloudEvent(id="1", source="/s", type=PeerMatched.event_type, data=b"\x00not json")
-    with pytest.raises(InvalidEventData, match="invalid huddle.peer_matched.v1 data"):
+    with pytest.raises(InvalidEventData, match=re.escape("invalid huddle.peer_matched.v1 data")):
         decode_event(ce)
 
 
 def test_data_of_another_content_type_is_refused() -> None:
     ce = encode_event(support_requested(), source="/s")
-    ce = CloudEvent(id=ce.id, source=ce.source, type=ce.type, data=ce.data, datacontenttype="application/avro")
+    ce = CloudEvent(
+        id=ce.id, source=ce.source, type=ce.type, data=ce.data, datacontenttype="application/avro"
+    )
     with pytest.raises(InvalidEventData, match="content type 'application/avro'"):
         decode_event(ce)
 
@@ -191,7 +208,9 @@ def test_a_subject_that_does_not_match_the_key_is_refused() -> None:
 def test_a_naive_timestamp_in_the_data_is_refused() -> None:
     data = json.loads(support_requested().model_dump_json())
     data["requested_at"] = "2025-03-01T02:30:00"
-    ce = CloudEvent(id="1", source="/s", type=SupportRequested.event_type, data=json.dumps(data).encode())
+    ce = CloudEvent(
+        id="1", source="/s", type=SupportRequested.event_type, data=json.dumps(data).encode()
+    )
     with pytest.raises(InvalidEventData, match="requested_at: Input should have timezone info"):
         decode_event(ce)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from huddle_contracts.compat import incompatibilities, is_compatible
 from huddle_contracts.export import (
     CONTRACTS_ROOT,

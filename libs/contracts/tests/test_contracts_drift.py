@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from huddle_contracts.export import (
     ASYNCAPI_FILE,
     CONTRACTS_ROOT,

@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from typing import Any, get_args
 
 import pytest
-from pydantic import BaseModel, TypeAdapter, ValidationError
-
 from huddle_contracts.export import CONTRACTS_ROOT, SCHEMAS_DIR, schema_file_name
 from huddle_contracts.registry import EVENT_TYPES
 from huddle_contracts.vocabulary import LanguageTag, NetworkId, Pseudonym
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 IDENTIFYING_WORDS = (
     "name",

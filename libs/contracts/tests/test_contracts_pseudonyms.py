@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from huddle_contracts.pseudonyms import is_pseudonym, pseudonymise
 from hypothesis import given
 from hypothesis import strategies as st
-
-from huddle_contracts.pseudonyms import is_pseudonym, pseudonymise
 
 SECRET = b"north-coast-secret-0123456789"
 
@@ -24,7 +23,9 @@ def test_a_pseudonym_has_the_contract_shape_and_is_stable(staff_ref: str) -> Non
 
 
 def test_another_network_gets_another_pseudonym() -> None:
-    assert pseudonymise(SECRET, "E1234567") != pseudonymise(b"south-coast-secret-987654", "E1234567")
+    assert pseudonymise(SECRET, "E1234567") != pseudonymise(
+        b"south-coast-secret-987654", "E1234567"
+    )
 
 
 def test_a_weak_secret_or_an_empty_reference_is_refused() -> None:

@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
-from pydantic import ValidationError
-
 from huddle_contracts.events import (
     AdverseEventReported,
     CertificationLapsed,
@@ -36,6 +34,7 @@ from huddle_contracts.vocabulary import (
     Tier,
     Urgency,
 )
+from pydantic import ValidationError
 
 # Raw inbound reports and the analysts' stream have no typed model yet.
 UNMODELLED_TOPICS = {INBOUND_ADVERSE_EVENTS.name, ANALYTICS_ANONYMISED.name}

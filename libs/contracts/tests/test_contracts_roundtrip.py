@@ -7,14 +7,13 @@ from functools import cache
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from jsonschema import Draft202012Validator
-
 from huddle_contracts.cloudevents import from_record, to_headers
 from huddle_contracts.events import Event
 from huddle_contracts.export import ASYNCAPI_FILE, CONTRACTS_ROOT, SCHEMAS_DIR, schema_file_name
 from huddle_contracts.registry import EVENT_TYPES, decode_event, encode_event
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 TRACEPARENTS = st.from_regex(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]", fullmatch=True)
 

@@ -161,8 +161,15 @@ def ensure_kafka_jars(
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: a random UUID, base64url without padding (22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: a random UUID, base64url without padding (22 chars).
+
+    Like Kafka's own ``Uuid.randomUuid`` it never starts with ``-``, which the storage tool's
+    argument parser would take for an option.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 _LOG4J2_PROPERTIES = """\

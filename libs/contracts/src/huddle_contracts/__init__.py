@@ -1,7 +1,7 @@
 """Huddle's event contracts: topics, CloudEvents codec, event models, schemas and their export."""
 
-from huddle_contracts.cloudevents import CloudEvent, CloudEventError, from_record, to_headers
-from huddle_contracts.events import (
+from .cloudevents import CloudEvent, CloudEventError, from_record, to_headers
+from .events import (
     AdverseEventReported,
     CertificationLapsed,
     Event,
@@ -13,7 +13,7 @@ from huddle_contracts.events import (
     SessionCompleted,
     SupportRequested,
 )
-from huddle_contracts.registry import (
+from .registry import (
     EVENT_TYPES,
     InvalidEventData,
     UnknownEventType,

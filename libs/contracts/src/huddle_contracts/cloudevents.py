@@ -88,7 +88,9 @@ def from_record(headers: Sequence[tuple[str, bytes]] | None, value: bytes | None
         raise CloudEventError(f"ce_time has no time zone: {time_text!r}")
     known = {"ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_subject"}
     extensions = {
-        name[3:]: text for name, text in found.items() if name.startswith("ce_") and name not in known
+        name[3:]: text
+        for name, text in found.items()
+        if name.startswith("ce_") and name not in known
     }
     return CloudEvent(
         id=found["ce_id"],

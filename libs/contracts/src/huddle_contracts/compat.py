@@ -95,7 +95,8 @@ class _Comparison:
             return
         if old is True:
             old = {}
-        assert isinstance(old, Mapping) and isinstance(new, Mapping)
+        assert isinstance(old, Mapping)
+        assert isinstance(new, Mapping)
         if _alternatives(old) is not None or _alternatives(new) is not None:
             self.compare_unions(old, new, path)
             return
@@ -111,7 +112,8 @@ class _Comparison:
                 self.found.extend(trials[0])
             else:
                 self.report(
-                    path, f"old alternative {_describe(branch, self.old_root)} is no longer accepted"
+                    path,
+                    f"old alternative {_describe(branch, self.old_root)} is no longer accepted",
                 )
 
     def trial(self, old: Schema, new: Schema, path: str) -> list[Incompatibility]:
@@ -233,7 +235,9 @@ def _types(schema: Mapping[str, Any]) -> set[str] | None:
         return {declared}
     if isinstance(declared, list):
         return set(declared)
-    values = schema["enum"] if "enum" in schema else [schema["const"]] if "const" in schema else None
+    values = (
+        schema["enum"] if "enum" in schema else [schema["const"]] if "const" in schema else None
+    )
     if values is None:
         return None
     return {_json_type(value) for value in values}
@@ -268,7 +272,9 @@ def _values(schema: Mapping[str, Any]) -> set[str] | None:
 
 def _is_object(schema: Mapping[str, Any]) -> bool:
     types = _types(schema)
-    return "properties" in schema or "required" in schema or (types is not None and "object" in types)
+    return (
+        "properties" in schema or "required" in schema or (types is not None and "object" in types)
+    )
 
 
 def _names(types: set[str]) -> str:

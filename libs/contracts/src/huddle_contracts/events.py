@@ -13,8 +13,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from huddle_contracts.topics import topic_for_event_type
-from huddle_contracts.vocabulary import (
+from .topics import topic_for_event_type
+from .vocabulary import (
     Discipline,
     EventClass,
     Gender,

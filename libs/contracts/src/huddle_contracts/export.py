@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from huddle_contracts.cloudevents import CONTENT_TYPE, SPEC_VERSION
-from huddle_contracts.events import Event
-from huddle_contracts.registry import EVENT_TYPES
-from huddle_contracts.topics import TOPICS, Topic
+from .cloudevents import CONTENT_TYPE, SPEC_VERSION
+from .events import Event
+from .registry import EVENT_TYPES
+from .topics import TOPICS, Topic
 
 CONTRACTS_ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS_DIR = "schemas"
@@ -192,7 +192,8 @@ def release(root: Path = CONTRACTS_ROOT, version: str = BASELINE) -> tuple[list[
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m huddle_contracts.export", description=(__doc__ or "").strip().splitlines()[0]
+        prog="python -m huddle_contracts.export",
+        description=(__doc__ or "").strip().splitlines()[0],
     )
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if the committed files differ from the models"

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import re
 
-from huddle_contracts.vocabulary import PSEUDONYM_PATTERN
+from .vocabulary import PSEUDONYM_PATTERN
 
 PREFIX = "p_"
 # 128 bits of the HMAC: collision-free at workforce scale, and short enough for keys and logs.

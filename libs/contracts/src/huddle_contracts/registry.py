@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from huddle_contracts.cloudevents import CONTENT_TYPE, CloudEvent, CloudEventError
-from huddle_contracts.events import (
+from .cloudevents import CONTENT_TYPE, CloudEvent, CloudEventError
+from .events import (
     AdverseEventReported,
     CertificationLapsed,
     Event,
@@ -17,7 +17,7 @@ from huddle_contracts.events import (
     SessionCompleted,
     SupportRequested,
 )
-from huddle_contracts.topics import Topic, topic_for_event_type
+from .topics import Topic, topic_for_event_type
 
 EVENT_TYPES: dict[str, type[Event]] = {
     model.event_type: model
