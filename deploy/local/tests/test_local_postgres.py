@@ -1,11 +1,22 @@
 """The embedded PostgreSQL server on a loopback port."""
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 from huddle_local._util import free_ports
 from huddle_local.postgres import EmbeddedPostgres
+from huddle_local.testing import scratch_dir
+
+
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    # Not tmp_path: as root the server runs as another user who must traverse its parents.
+    path = scratch_dir("huddle-test-pg-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_url_and_args(tmp_path: Path) -> None:
@@ -38,22 +49,22 @@ async def test_accepts_connections_and_queries(database_url: str) -> None:
 
 
 @pytest.mark.integration
-async def test_restart_keeps_data_and_stops_by_pid_file(tmp_path: Path) -> None:
+async def test_restart_keeps_data_and_stops_by_pid_file(pg_dir: Path) -> None:
     (port,) = free_ports(1)
-    first = EmbeddedPostgres(tmp_path, port=port)
+    first = EmbeddedPostgres(pg_dir, port=port)
     first.start()
     try:
         await first.wait_ready_async(60)
         conn = await asyncpg.connect(first.url)
         await conn.execute("CREATE TABLE kept (x int)")
         await conn.close()
-        other = EmbeddedPostgres(tmp_path, port=port)  # e.g. a later `huddle down`
+        other = EmbeddedPostgres(pg_dir, port=port)  # e.g. a later `huddle down`
         assert other.pid == first.pid
         other.stop()
         assert not other.is_running()
     finally:
         first.stop()
-    with EmbeddedPostgres(tmp_path, port=port) as server:
+    with EmbeddedPostgres(pg_dir, port=port) as server:
         conn = await asyncpg.connect(server.url)
         try:
             assert await conn.fetchval("SELECT count(*) FROM kept") == 0

@@ -58,16 +58,17 @@ def event_strategy(model: type[M]) -> st.SearchStrategy[M]:
     }
     return (
         st.fixed_dictionaries(fields)
-        .map(lambda values: _build(model, values))
-        .filter(lambda built: built is not None)
-    )  # type: ignore[return-value]
+        .filter(lambda values: _valid(model, values))
+        .map(lambda values: model(**values))
+    )
 
 
-def _build(model: type[M], values: dict[str, Any]) -> M | None:
+def _valid(model: type[BaseModel], values: dict[str, Any]) -> bool:
     try:
-        return model(**values)
+        model(**values)
     except ValidationError:
-        return None
+        return False
+    return True
 
 
 def strategy_for(annotation: Any, metadata: tuple[Any, ...] = ()) -> st.SearchStrategy[Any]:

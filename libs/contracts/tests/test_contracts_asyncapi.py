@@ -21,7 +21,7 @@ DOCUMENT: dict[str, Any] = json.loads((CONTRACTS_ROOT / ASYNCAPI_FILE).read_text
 
 _KEY = r"^[\w\d\.\-_]+$"
 _REF = {"type": "object", "required": ["$ref"], "properties": {"$ref": {"type": "string"}}}
-_EXTENSIONS = {"^x-[\\w\\d\\.\\x2d_]+$": {}}
+_EXTENSIONS: dict[str, Any] = {"^x-[\\w\\d\\.\\x2d_]+$": {}}
 ASYNCAPI_3_SUBSET: dict[str, Any] = {
     "type": "object",
     "required": ["asyncapi", "info"],

@@ -18,7 +18,7 @@ from huddle_contracts.export import (
     generated_files,
     main,
 )
-from huddle_contracts.registry import EVENT_TYPES
+from huddle_contracts.registry import EVENT_TYPES, topic_for
 
 
 def test_committed_files_match_the_models() -> None:
@@ -119,3 +119,10 @@ def test_the_module_runs_as_a_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "contracts up to date" in result.stdout
+
+
+def test_the_readme_catalogue_names_every_event_and_its_topic() -> None:
+    readme = (CONTRACTS_ROOT / "README.md").read_text(encoding="utf-8")
+    for event_type, model in EVENT_TYPES.items():
+        row = f"| `{model.__name__}` (`{event_type}`) | `{topic_for(model).name}` |"
+        assert row in readme, f"README event catalogue lacks: {row}"

@@ -223,5 +223,5 @@ def test_an_adverse_event_names_at_least_one_unit() -> None:
 def test_events_are_immutable_values() -> None:
     lapsed = CertificationLapsed(**BASE, peer=PEER, lapsed_at=NOW)
     with pytest.raises(ValidationError, match="frozen"):
-        lapsed.peer = "p_" + "e" * 32  # type: ignore[misc]
+        lapsed.peer = "p_" + "e" * 32
     assert hash(lapsed) == hash(CertificationLapsed(**BASE, peer=PEER, lapsed_at=NOW))

