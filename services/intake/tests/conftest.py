@@ -29,6 +29,8 @@ async def intake_settings(
 
 
 @pytest.fixture
-async def intake(intake_settings: ServiceSettings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def intake(
+    intake_settings: ServiceSettings,
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     async with running_app(DEFINITION, intake_settings) as running:
         yield running

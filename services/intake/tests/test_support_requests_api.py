@@ -14,10 +14,20 @@ pytestmark = pytest.mark.integration
 BODY = {"unit_id": "icu", "discipline": "nurse", "urgency": "urgent", "preferred_mode": "phone"}
 
 
-def bearer(issuer: LocalIssuer, *, role: str = "worker", network: str = "north",
-           hospital: str | None = "st-mary", subject: str | None = None) -> dict[str, str]:
-    token = issuer.mint(role=role, network=network, hospital=hospital,
-                        subject=subject or f"emp-{uuid.uuid4().hex[:8]}")
+def bearer(
+    issuer: LocalIssuer,
+    *,
+    role: str = "worker",
+    network: str = "north",
+    hospital: str | None = "st-mary",
+    subject: str | None = None,
+) -> dict[str, str]:
+    token = issuer.mint(
+        role=role,
+        network=network,
+        hospital=hospital,
+        subject=subject or f"emp-{uuid.uuid4().hex[:8]}",
+    )
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -52,7 +62,9 @@ async def test_a_worker_creates_a_request_and_reads_it_back(
     assert case["status"] == "requested" and case["hospital_id"] == "st-mary"
     assert created.headers["location"] == f"/v1/support-requests/{case['case_id']}"
 
-    mine = await client.get(created.headers["location"], headers=bearer(local_issuer, subject="emp-1001"))
+    mine = await client.get(
+        created.headers["location"], headers=bearer(local_issuer, subject="emp-1001")
+    )
     assert mine.status_code == 200 and mine.json() == case
 
     someone_else = await client.get(created.headers["location"], headers=bearer(local_issuer))
@@ -64,8 +76,9 @@ async def test_a_token_for_another_network_cannot_see_the_request(
     intake: tuple[FastAPI, httpx.AsyncClient], local_issuer: LocalIssuer
 ) -> None:
     _, client = intake
-    created = await client.post("/v1/support-requests", json=BODY,
-                                headers=bearer(local_issuer, subject="emp-2002"))
+    created = await client.post(
+        "/v1/support-requests", json=BODY, headers=bearer(local_issuer, subject="emp-2002")
+    )
     assert created.status_code == 201
     other = bearer(local_issuer, network="south", subject="emp-2002")
     response = await client.get(created.headers["location"], headers=other)

@@ -45,8 +45,12 @@ async def test_every_acknowledged_request_is_recorded_exactly_once_through_crash
     for definition in (INTAKE, MATCHING):
         await migrate_service(
             definition,
-            service_settings(definition, database_url=database_url, kafka_bootstrap=topics,
-                             jwks_file=local_issuer.jwks_path),
+            service_settings(
+                definition,
+                database_url=database_url,
+                kafka_bootstrap=topics,
+                jwks_file=local_issuer.jwks_path,
+            ),
         )
     intake_port, matching_port = free_port(), free_port()
     common = {
@@ -56,11 +60,16 @@ async def test_every_acknowledged_request_is_recorded_exactly_once_through_crash
         "HUDDLE_ENVIRONMENT": "test",
         "HUDDLE_DELIVERY_RELAY_POLL_SECONDS": "0.2",
     }
-    api = ServiceProcess("intake", "serve", {**common, "HUDDLE_HTTP_PORT": str(intake_port),
-                                             "HUDDLE_DELIVERY_RELAY_ENABLED": "false"}, tmp_path)
+    api = ServiceProcess(
+        "intake",
+        "serve",
+        {**common, "HUDDLE_HTTP_PORT": str(intake_port), "HUDDLE_DELIVERY_RELAY_ENABLED": "false"},
+        tmp_path,
+    )
     relay = ServiceProcess("intake", "relay", common, tmp_path)
-    matching = ServiceProcess("matching", "serve",
-                              {**common, "HUDDLE_HTTP_PORT": str(matching_port)}, tmp_path)
+    matching = ServiceProcess(
+        "matching", "serve", {**common, "HUDDLE_HTTP_PORT": str(matching_port)}, tmp_path
+    )
     processes = [api, relay, matching]
     for p in processes:
         p.start()
@@ -70,8 +79,9 @@ async def test_every_acknowledged_request_is_recorded_exactly_once_through_crash
 
         acknowledged: list[uuid.UUID] = []
         secrets = {"phone": "+1 555 0199 7788", "email": "casey.morgan@hospital.example"}
-        token = local_issuer.mint(role="worker", network="north", hospital="st-mary",
-                                  subject="E-KILLTEST-1")
+        token = local_issuer.mint(
+            role="worker", network="north", hospital="st-mary", subject="E-KILLTEST-1"
+        )
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(REQUESTS):
             queue.put_nowait(i)
@@ -81,16 +91,24 @@ async def test_every_acknowledged_request_is_recorded_exactly_once_through_crash
                 i = queue.get_nowait()
                 response = await client.post(
                     "/v1/support-requests",
-                    json={"unit_id": f"unit-{i % 7}", "discipline": "nurse",
-                          "urgency": "routine", "contact": secrets},
+                    json={
+                        "unit_id": f"unit-{i % 7}",
+                        "discipline": "nurse",
+                        "urgency": "routine",
+                        "contact": secrets,
+                    },
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 assert response.status_code == 201, response.text
                 acknowledged.append(uuid.UUID(response.json()["case_id"]))
 
         async def chaos() -> None:
-            steps = [(300, matching, "matching"), (800, relay, "relay"),
-                     (1300, matching, "matching"), (1000, None, "poison")]
+            steps = [
+                (300, matching, "matching"),
+                (800, relay, "relay"),
+                (1300, matching, "matching"),
+                (1000, None, "poison"),
+            ]
             for threshold, victim, _ in sorted(steps, key=lambda s: s[0]):
                 while len(acknowledged) < threshold:
                     await asyncio.sleep(0.01)
@@ -107,29 +125,44 @@ async def test_every_acknowledged_request_is_recorded_exactly_once_through_crash
 
         conn = await asyncpg.connect(database_url)
         try:
+
             async def recorded() -> int:
                 return await conn.fetchval(
                     "SELECT count(*) FROM matching.support_request WHERE case_id = ANY($1)",
                     acknowledged,
                 )
 
-            await eventually(lambda: _at_least(recorded, REQUESTS), seconds=180,
-                             what="matching records every request")
+            await eventually(
+                lambda: _at_least(recorded, REQUESTS),
+                seconds=180,
+                what="matching records every request",
+            )
             await asyncio.sleep(2)  # let any late duplicate surface before counting
             assert await recorded() == REQUESTS
-            assert await conn.fetchval(
-                "SELECT count(DISTINCT case_id) FROM matching.support_request"
-                " WHERE case_id = ANY($1)", acknowledged
-            ) == REQUESTS
+            assert (
+                await conn.fetchval(
+                    "SELECT count(DISTINCT case_id) FROM matching.support_request"
+                    " WHERE case_id = ANY($1)",
+                    acknowledged,
+                )
+                == REQUESTS
+            )
         finally:
             await conn.close()
 
         dead = await dead_letters(topics)
         ours = {str(c).encode() for c in acknowledged}
         assert not [r for r in dead if r.key in ours], "a good request was dead-lettered"
-        assert any(h == ("dlt.reason", b"undecodable: not a CloudEvent: missing header(s) ce_id, "
-                         b"ce_source, ce_type, ce_specversion")
-                   for r in dead for h in r.headers)
+        assert any(
+            h
+            == (
+                "dlt.reason",
+                b"undecodable: not a CloudEvent: missing header(s) ce_id, "
+                b"ce_source, ce_type, ce_specversion",
+            )
+            for r in dead
+            for h in r.headers
+        )
         assert await ready(matching_port), "the consumer carried on after the poison record"
 
         logs = "".join(p.log_path.read_text(errors="replace") for p in processes)
@@ -155,8 +188,11 @@ async def send_poison(bootstrap: str) -> None:
 
 async def dead_letters(bootstrap: str) -> list:
     consumer = AIOKafkaConsumer(
-        SUPPORT_REQUESTED.dead_letter, bootstrap_servers=bootstrap, group_id=None,
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        SUPPORT_REQUESTED.dead_letter,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     found: list = []

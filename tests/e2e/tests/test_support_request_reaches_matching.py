@@ -35,7 +35,10 @@ async def all_bytes_on_the_bus(bootstrap: str) -> bytes:
     """Every key, value and header of every Huddle topic (dead letters included), concatenated."""
     names = [t.name for t in TOPICS] + [t.dead_letter for t in TOPICS]
     consumer = AIOKafkaConsumer(
-        *names, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        *names,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -76,8 +79,11 @@ async def test_a_request_flows_to_matching_exactly_once_without_identifiers_and_
         response = await intake.post(
             "/v1/support-requests",
             json={
-                "unit_id": "ed", "discipline": "physician", "origin": "colleague",
-                "person_ref": colleague_id, "urgency": "urgent",
+                "unit_id": "ed",
+                "discipline": "physician",
+                "origin": "colleague",
+                "person_ref": colleague_id,
+                "urgency": "urgent",
                 "contact": {"phone": phone, "email": email},
                 "preferences": {"own_unit": False, "language": "es"},
             },

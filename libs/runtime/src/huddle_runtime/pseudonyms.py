@@ -1,4 +1,4 @@
-"""Per-network pseudonym secrets derived from the service's master key (never leaves the service)."""
+"""Per-network pseudonym secrets, derived from the service's master key (which never leaves it)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pydantic import SecretStr
 def network_secret(master_key: SecretStr, network_id: str) -> bytes:
     """A per-network secret, so that pseudonyms cannot be linked across networks."""
     return hmac.new(
-        master_key.get_secret_value().encode(), f"huddle/network/{network_id}".encode(), hashlib.sha256
+        master_key.get_secret_value().encode(),
+        f"huddle/network/{network_id}".encode(),
+        hashlib.sha256,
     ).digest()
 
 

@@ -163,7 +163,7 @@ class Runtime:
                 self.metrics.outbox_backlog.labels(self.settings.schema_name).set(backlog)
 
     def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        task = asyncio.create_task(run(), name=name)  # type: ignore[arg-type]
+        task: asyncio.Task[None] = asyncio.create_task(run(), name=name)  # type: ignore[arg-type]
 
         def done(t: asyncio.Task[None]) -> None:
             if not t.cancelled() and t.exception() is not None:

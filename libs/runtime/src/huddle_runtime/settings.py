@@ -14,7 +14,9 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 class KafkaSettings(BaseSettings):
     """Kafka client settings; the safe delivery settings are not configurable on purpose."""
 
-    model_config = SettingsConfigDict(env_prefix="HUDDLE_KAFKA_", extra="ignore", validate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HUDDLE_KAFKA_", extra="ignore", validate_by_name=True
+    )
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
@@ -48,7 +50,9 @@ class KafkaSettings(BaseSettings):
 
 
 class DatabaseSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HUDDLE_DB_", extra="ignore", validate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HUDDLE_DB_", extra="ignore", validate_by_name=True
+    )
 
     url: SecretStr = Field(
         default=SecretStr("postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -62,7 +66,9 @@ class DatabaseSettings(BaseSettings):
 
 
 class AuthSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HUDDLE_AUTH_", extra="ignore", validate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HUDDLE_AUTH_", extra="ignore", validate_by_name=True
+    )
 
     # Where the signing keys come from: an https JWKS endpoint, or a JWKS file (mounted secret,
     # or the local stack's issuer). Exactly one is needed to accept any token.
@@ -93,7 +99,9 @@ class AuthSettings(BaseSettings):
 
 
 class TelemetrySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HUDDLE_TELEMETRY_", extra="ignore", validate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HUDDLE_TELEMETRY_", extra="ignore", validate_by_name=True
+    )
 
     otlp_endpoint: str | None = Field(
         default=None,
@@ -108,7 +116,9 @@ class TelemetrySettings(BaseSettings):
 
 
 class DeliverySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HUDDLE_DELIVERY_", extra="ignore", validate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HUDDLE_DELIVERY_", extra="ignore", validate_by_name=True
+    )
 
     relay_enabled: bool = True
     consumer_enabled: bool = True

@@ -48,7 +48,7 @@ ProbeFactory = Callable[..., Awaitable[ServiceSettings]]
 
 
 @pytest.fixture
-async def probe(database_url: str, topics: str) -> AsyncIterator[ProbeFactory]:
+async def probe(database_url: str, topics: str) -> ProbeFactory:
     """Settings for a fresh probe service with its own migrated schema and consumer group."""
 
     async def make(**delivery: object) -> ServiceSettings:
@@ -71,7 +71,7 @@ async def probe(database_url: str, topics: str) -> AsyncIterator[ProbeFactory]:
             await conn.close()
         return settings
 
-    yield make
+    return make
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from huddle_runtime.settings import ServiceSettings
 from huddle_runtime.tenancy import Tenant
 from huddle_runtime.unit_of_work import unit_of_work
 
-
 pytestmark = pytest.mark.integration
 
 ProbeFactory = Callable[..., Awaitable[ServiceSettings]]
@@ -29,7 +28,9 @@ async def test_a_query_without_a_network_filter_sees_only_its_own_network(
             async with unit_of_work(pool, Tenant(network), source="/test") as uow:
                 await uow.conn.execute(
                     "INSERT INTO note (network_id, case_id, body) VALUES ($1, $2, $3)",
-                    network, uuid.uuid4(), f"for {network}",
+                    network,
+                    uuid.uuid4(),
+                    f"for {network}",
                 )
         async with unit_of_work(pool, Tenant("south"), source="/test") as uow:
             # The forgotten filter: no WHERE network_id = ... at all.
@@ -58,12 +59,17 @@ async def test_a_write_into_another_network_is_refused(probe: ProbeFactory) -> N
 
 async def test_the_tenant_setting_does_not_outlive_its_transaction(probe: ProbeFactory) -> None:
     settings = await probe()
-    pool = await database.create_pool(settings, )
+    pool = await database.create_pool(
+        settings,
+    )
     try:
         async with unit_of_work(pool, Tenant("north"), source="/test"):
             pass
         async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT current_setting('huddle.network_id', true)") in ("", None)
+            assert await conn.fetchval("SELECT current_setting('huddle.network_id', true)") in (
+                "",
+                None,
+            )
     finally:
         await pool.close()
 

@@ -65,7 +65,9 @@ async def test_no_token_is_refused_with_a_problem(app: FastAPI) -> None:
 
 
 async def test_an_expired_token_is_refused(app: FastAPI, issuer: LocalIssuer) -> None:
-    token = issuer.mint(role="worker", network="north", now=time.time() - 7200, ttl=timedelta(hours=1))
+    token = issuer.mint(
+        role="worker", network="north", now=time.time() - 7200, ttl=timedelta(hours=1)
+    )
     response = await call(app, token)
     assert response.status_code == 401
     assert response.json()["detail"] == "token has expired"
@@ -115,8 +117,15 @@ async def test_a_token_signed_by_an_unknown_key_is_refused(
 
 async def test_a_tampered_token_is_refused(app: FastAPI, issuer: LocalIssuer) -> None:
     header, _, signature = issuer.mint(role="worker", network="north").split(".")
-    claims = {"sub": "x", "roles": ["worker"], "network_id": "south", "aud": "huddle",
-              "iss": "huddle-local", "iat": int(time.time()), "exp": int(time.time()) + 60}
+    claims = {
+        "sub": "x",
+        "roles": ["worker"],
+        "network_id": "south",
+        "aud": "huddle",
+        "iss": "huddle-local",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 60,
+    }
     response = await call(app, f"{header}.{_b64(claims)}.{signature}")
     assert response.status_code == 401
 

@@ -1,4 +1,4 @@
-"""analytics: Anonymised projections, outcome surveys and programme metrics."""
+"""Analytics: anonymised projections, outcome surveys and programme metrics."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from huddle_runtime.service import ServiceDefinition
 DEFINITION = ServiceDefinition(
     name="analytics",
     title="Huddle analytics",
-    description="Anonymised projections, outcome surveys and programme metrics.",
+    description=("Anonymised projections, outcome surveys and programme metrics."),
     default_port=8005,
     migrations=Path(__file__).parent / "adapters" / "migrations",
 )

@@ -1,4 +1,4 @@
-"""sessions: Support cases, one-to-one and group sessions, follow-ups and referrals, recorded without clinical content."""
+"""Sessions: support cases, one-to-one and group sessions, referrals (no clinical content)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from huddle_runtime.service import ServiceDefinition
 DEFINITION = ServiceDefinition(
     name="sessions",
     title="Huddle sessions",
-    description="Support cases, one-to-one and group sessions, follow-ups and referrals, recorded without clinical content.",
+    description=(
+        "Support cases, one-to-one and group sessions, follow-ups and referrals, "
+        "recorded without clinical content."
+    ),
     default_port=8003,
     migrations=Path(__file__).parent / "adapters" / "migrations",
 )

@@ -1,4 +1,4 @@
-"""training: Peer nominations, courses, enrolments, completions and certification."""
+"""Training: peer nominations, courses, certification."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from huddle_runtime.service import ServiceDefinition
 DEFINITION = ServiceDefinition(
     name="training",
     title="Huddle training",
-    description="Peer nominations, courses, enrolments, completions and certification.",
+    description=("Peer nominations, courses, enrolments, completions and certification."),
     default_port=8004,
     migrations=Path(__file__).parent / "adapters" / "migrations",
 )

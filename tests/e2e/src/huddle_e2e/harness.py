@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -32,7 +33,7 @@ def service_settings(
     database_url: str,
     kafka_bootstrap: str,
     jwks_file: Path,
-    **delivery: object,
+    **delivery: Any,
 ) -> ServiceSettings:
     return ServiceSettings(
         service=definition.name,
@@ -67,11 +68,13 @@ async def running_app(
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The service's app with its lifespan running, and a client that talks to it in-process."""
     app = build_app(definition, settings, tracer_provider=tracer_provider)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=f"http://{definition.name}"
-        ) as client:
-            yield app, client
+        ) as client,
+    ):
+        yield app, client
 
 
 async def eventually(

@@ -55,7 +55,9 @@ async def submit_support_request(
     async with runtime.unit_of_work(principal.tenant) as uow:
         await repository.add(uow.conn, request)
         if not command.contact.empty:
-            await repository.add_contact(uow.conn, request=request, sealed=vault.seal(command.contact))
+            await repository.add_contact(
+                uow.conn, request=request, sealed=vault.seal(command.contact)
+            )
         uow.publish(request.to_event())
     return request
 

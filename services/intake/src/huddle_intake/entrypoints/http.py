@@ -16,12 +16,12 @@ from huddle_runtime.service import Runtime
 from huddle_runtime.settings import ServiceSettings
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from huddle_intake.adapters.contact_vault import ContactVault
 from huddle_intake.application.support_requests import (
     SubmitSupportRequest,
     get_support_request,
     submit_support_request,
 )
-from huddle_intake.adapters.contact_vault import ContactVault
 from huddle_intake.domain.support_request import ContactDetails, RequestRefused, SupportRequest
 
 router = APIRouter(prefix="/v1/support-requests", tags=["support requests"])
