@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from huddle_runtime.settings import TelemetrySettings
+from huddle_runtime.telemetry import configure_logging
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -67,6 +69,8 @@ def up(
             "analytics": analytics_port,
         },
     )
+    # The launcher migrates in-process; its own logs stay quiet unless something is wrong.
+    configure_logging(TelemetrySettings(log_level="WARNING", log_json=False), service="huddle")
     stack = _stack(home, ports)
     existing = StackState.load(stack.state_file)
     if existing and any(pid_alive(int(s["pid"])) for s in existing.services.values()):

@@ -1,0 +1,57 @@
+# Huddle: `make run` starts the whole platform here; `make test` runs every test.
+# Both set everything up first (uv, the Python environment, Kafka's jars on first use).
+
+UV_VERSION := 0.13.9
+TOOLS      := .tools
+UV         := $(TOOLS)/bin/uv
+RUN        := $(UV) run --frozen
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run up down status test test-unit test-integration lint fmt schemas clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-17s %s\n", $$1, $$2}'
+
+$(UV):
+	@command -v python3 >/dev/null || { echo "Python 3.11 is required (python3 not found)"; exit 1; }
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+setup: $(UV) ## Install the locked Python environment (.venv) and check Java and Maven
+	@command -v java >/dev/null || { echo "Java 17+ is required to run Apache Kafka (java not found)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "Maven is required to fetch Apache Kafka's jars (mvn not found)"; exit 1; }
+	$(UV) sync --frozen --python 3.11
+
+run: setup ## Start Kafka, PostgreSQL and the five services (Ctrl-C stops everything)
+	$(RUN) huddle up
+
+up: setup ## Start the platform in the background (then: make status, make down)
+	$(RUN) huddle up --detach
+
+down: ## Stop what `make up` started
+	$(RUN) huddle down
+
+status: ## Show every component and whether it is ready
+	$(RUN) huddle status
+
+test: setup ## Every test: unit, contracts, integration and end to end (starts Kafka and PostgreSQL)
+	$(RUN) pytest
+
+test-unit: setup ## Only the tests that need no server
+	$(RUN) pytest -m "not integration and not e2e"
+
+lint: setup ## ruff, mypy (strict on libs) and the contract drift check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+	$(RUN) python -m huddle_contracts.export --check
+
+fmt: setup ## Format and autofix
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+schemas: setup ## Regenerate the JSON Schemas and the AsyncAPI document from the models
+	$(RUN) python -m huddle_contracts.export
+
+clean: ## Remove the environment, caches and the local stack's data (.huddle)
+	rm -rf .venv $(TOOLS) .huddle .pytest_cache .mypy_cache .ruff_cache .hypothesis
