@@ -214,7 +214,7 @@ def _print_addresses(state: StackState, stack: LocalStack, *, seconds: float) ->
     table.add_row("logs", str(stack.logs))
     Console().print(table)
     console.print(
-        "Try: TOKEN=$(uv run huddle token --role worker --network demo --hospital general "
+        "Try: TOKEN=$(.venv/bin/huddle token --role worker --network demo --hospital general "
         "--subject E1001)"
     )
 

@@ -130,8 +130,9 @@ class EmbeddedPostgres:
         entry = utils.ensure_user_exists(SYSTEM_USER)
         read_perm, exec_perm = 0o044, 0o011
         postgres_exe = bin_dir / "postgres"
+        # Every parent must be traversable too (a checkout under a 0700 temp dir is not).
+        utils.ensure_prefix_permissions(bin_dir)
         if (postgres_exe.stat().st_mode & exec_perm) != exec_perm:
-            utils.ensure_prefix_permissions(bin_dir)
             utils.ensure_folder_permissions(bin_dir, exec_perm | read_perm)
             utils.ensure_folder_permissions(bin_dir.parent / "lib", read_perm)
         if (bin_dir.parent / "share").exists():
