@@ -50,6 +50,13 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Failures a retry cannot fix (the same row, the same data): dead-letter at once.
+DETERMINISTIC_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.DataError,
+)
+
+
 class _Interrupted(Exception):
     """The consumer is stopping mid-retry: leave the record uncommitted for redelivery."""
 
@@ -206,6 +213,8 @@ class EventConsumer:
                 outcome = await self._handle_once(record, cloud_event, event, handler)
             except PermanentFailure as exc:
                 return f"permanent failure: {exc}"
+            except DETERMINISTIC_ERRORS as exc:
+                return f"permanent failure: {exc!r}"
             except INFRASTRUCTURE_ERRORS as exc:
                 # Not the message's fault: keep it, wait, try again (never dead-letter for it).
                 attempt -= 1

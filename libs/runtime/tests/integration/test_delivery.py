@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaConsumer
 from huddle_contracts.cloudevents import CloudEvent, from_record, to_headers
-from huddle_contracts.events import Event, SupportRequested
+from huddle_contracts.events import Event, PeerCertified, SupportRequested
 from huddle_contracts.registry import encode_event
-from huddle_contracts.topics import SUPPORT_REQUESTED
+from huddle_contracts.topics import PEER_CERTIFICATION, SUPPORT_REQUESTED
 from huddle_runtime import database
 from huddle_runtime.consumer import EventConsumer, PermanentFailure, RetryPolicy
 from huddle_runtime.kafka import new_consumer, new_producer
@@ -67,6 +67,19 @@ async def read_topic(
     return records
 
 
+def peer_certified(peer: str, year: int) -> PeerCertified:
+    return PeerCertified(
+        peer=peer,
+        network_id="north",
+        hospital_id="h1",
+        unit_id="icu",
+        discipline="nurse",
+        languages=("en",),
+        certified_at=datetime(year, 1, 1, tzinfo=UTC),
+        valid_until=datetime(year + 1, 1, 1, tzinfo=UTC),
+    )
+
+
 async def test_relay_publishes_committed_events_in_order_and_empties_the_outbox(
     probe: ProbeFactory,
 ) -> None:
@@ -74,14 +87,15 @@ async def test_relay_publishes_committed_events_in_order_and_empties_the_outbox(
     pool = await database.create_pool(settings)
     producer = new_producer(settings.kafka, client_id="test")
     await producer.start()
-    case = uuid.uuid4()
-    events = [support_requested(case_id=case, unit_id=f"u{i}") for i in range(20)]
+    # One peer certified year after year: one key, so Kafka must keep the order.
+    peer = "p_" + uuid.uuid4().hex
+    events = [peer_certified(peer, 2000 + i) for i in range(20)]
     for event in events:
         async with unit_of_work(pool, Tenant("north"), source="/huddle/probe") as uow:
             uow.publish(event)
     with pytest.raises(RuntimeError):  # a rolled-back unit of work leaves nothing to publish
         async with unit_of_work(pool, Tenant("north"), source="/huddle/probe") as uow:
-            uow.publish(support_requested(case_id=case, unit_id="rolled-back"))
+            uow.publish(peer_certified(peer, 1999))
             raise RuntimeError("boom")
     relay = OutboxRelay(
         schema=settings.schema_name,
@@ -95,13 +109,14 @@ async def test_relay_publishes_committed_events_in_order_and_empties_the_outbox(
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
     records = await read_topic(
         settings.kafka.bootstrap_servers,
-        SUPPORT_REQUESTED.name,
-        want=lambda rs: sum(r.key == str(case).encode() for r in rs) >= 20,
+        PEER_CERTIFICATION.name,
+        want=lambda rs: sum(r.key == peer.encode() for r in rs) >= 20,
     )
-    mine = [from_record(r.headers, r.value) for r in records if r.key == str(case).encode()]
-    units = [SupportRequested.model_validate_json(ce.data).unit_id for ce in mine]
-    assert units == [f"u{i}" for i in range(20)]
-    assert all(ce.source == "/huddle/probe" and ce.subject == str(case) for ce in mine)
+    mine = [from_record(r.headers, r.value) for r in records if r.key == peer.encode()]
+    years = [PeerCertified.model_validate_json(ce.data).certified_at.year for ce in mine]
+    assert years == [2000 + i for i in range(20)]
+    assert all(ce.source == "/huddle/probe" and ce.subject == peer for ce in mine)
+    assert all(ce.traceparent is None or ce.traceparent.startswith("00-") for ce in mine)
     await producer.stop()
     await pool.close()
 

@@ -1,0 +1,99 @@
+"""What the consumer dead-letters before touching the database, with a fake producer."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from huddle_contracts.cloudevents import CloudEvent, to_headers
+from huddle_runtime.consumer import EventConsumer, RetryPolicy
+from huddle_runtime.metrics import Metrics
+
+
+@dataclass
+class FakeProducer:
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    async def send(self, topic: str, **kwargs: Any) -> asyncio.Future[None]:
+        self.sent.append({"topic": topic, **kwargs})
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def record(
+    value: bytes | None, headers: list[tuple[str, bytes]], offset: int = 41
+) -> ConsumerRecord:
+    return ConsumerRecord(
+        topic="huddle.support-requested.v1",
+        partition=2,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"case-1",
+        value=value,
+        checksum=None,
+        serialized_key_size=6,
+        serialized_value_size=len(value or b""),
+        headers=headers,
+    )
+
+
+def consumer(producer: FakeProducer) -> EventConsumer:
+    async def never_called(*_: object) -> None:
+        raise AssertionError("the handler must not run for this record")
+
+    return EventConsumer(
+        consumer=None,  # type: ignore[arg-type]
+        producer=producer,  # type: ignore[arg-type]
+        pool=None,  # type: ignore[arg-type]
+        group_id="huddle.matching",
+        source="/huddle/matching",
+        topics=["huddle.support-requested.v1"],
+        handlers={"huddle.support_requested.v1": never_called},
+        metrics=Metrics(),
+        retry=RetryPolicy(max_attempts=1),
+    )
+
+
+def headers_of(sent: dict[str, Any]) -> dict[str, str]:
+    return {k: v.decode() for k, v in sent["headers"]}
+
+
+async def test_a_record_without_cloudevent_headers_goes_to_the_dead_letter_topic() -> None:
+    producer = FakeProducer()
+    await consumer(producer)._process(record(b"{}", []))
+    [sent] = producer.sent
+    assert sent["topic"] == "huddle.support-requested.v1.dlt"
+    assert (sent["key"], sent["value"]) == (b"case-1", b"{}")
+    headers = headers_of(sent)
+    assert headers["dlt.reason"].startswith(
+        "undecodable: not a CloudEvent: missing header(s) ce_id"
+    )
+    assert headers["dlt.original.topic"] == "huddle.support-requested.v1"
+    assert (headers["dlt.original.partition"], headers["dlt.original.offset"]) == ("2", "41")
+    assert headers["dlt.consumer.group"] == "huddle.matching"
+
+
+async def test_an_event_type_without_a_handler_is_dead_lettered_with_its_name() -> None:
+    producer = FakeProducer()
+    ce = CloudEvent(id="1", source="/x", type="huddle.peer_matched.v1", data=b"{}")
+    await consumer(producer)._process(record(ce.data, to_headers(ce)))
+    assert (
+        "no handler in huddle.matching for event type 'huddle.peer_matched.v1'"
+        in (headers_of(producer.sent[0])["dlt.reason"])
+    )
+
+
+async def test_invalid_event_data_is_dead_lettered_without_repeating_the_values() -> None:
+    producer = FakeProducer()
+    data = b'{"network_id": "north", "requester": "Jane Doe, +1 555 0100"}'
+    ce = CloudEvent(id="1", source="/x", type="huddle.support_requested.v1", data=data)
+    await consumer(producer)._process(record(data, to_headers(ce)))
+    headers = headers_of(producer.sent[0])
+    assert headers["dlt.reason"].startswith("undecodable:")
+    assert "Jane" not in headers["dlt.reason"] and "555" not in headers["dlt.reason"]
+    # The original CloudEvent headers travel on with the dead letter, unchanged.
+    assert headers["ce_id"] == "1" and headers["ce_type"] == "huddle.support_requested.v1"
