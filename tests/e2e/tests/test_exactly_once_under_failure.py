@@ -5,6 +5,7 @@ exactly once. A poison record lands in the dead-letter topic and the consumer ca
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import uuid
 from pathlib import Path
@@ -164,6 +165,12 @@ async def test_every_acknowledged_request_is_recorded_exactly_once_through_crash
             for h in r.headers
         )
         assert await ready(matching_port), "the consumer carried on after the poison record"
+
+        # SIGTERM is a clean stop: each process drains and closes in order (uvicorn then exits
+        # with the signal it received, as a supervisor expects).
+        for p in (matching, relay, api):
+            assert p.terminate() in (0, -signal.SIGTERM), p.log_tail()
+            assert p.log_tail(3).count('"event": "service stopped"') == 1, p.log_tail()
 
         logs = "".join(p.log_path.read_text(errors="replace") for p in processes)
         for value in (*secrets.values(), "E-KILLTEST-1"):
