@@ -210,17 +210,20 @@ class LocalStack:
 
 
 def wait_for_signal() -> int:
-    """Block until SIGINT or SIGTERM; returns the signal number."""
+    """Block until SIGINT or SIGTERM; later ones are ignored so that the shutdown can finish.
+
+    Ctrl-C reaches the whole process group (make, uv and this process), and uv forwards it once
+    more: a second signal must not interrupt the orderly stop.
+    """
     received: list[int] = []
 
     def handler(signum: int, _: object) -> None:
         received.append(signum)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not received:
-            signal.pause()
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, handler)
+    while not received:
+        signal.pause()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
     return received[0]
