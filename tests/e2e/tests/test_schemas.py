@@ -19,7 +19,9 @@ async def test_every_tenant_table_of_every_service_forces_row_level_security(
     try:
         for definition in definitions().values():
             settings = service_settings(
-                definition, database_url=database_url, kafka_bootstrap="unused:9092",
+                definition,
+                database_url=database_url,
+                kafka_bootstrap="unused:9092",
                 jwks_file=local_issuer.jwks_path,
             )
             await migrate_service(definition, settings)

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import httpx
 from huddle_contracts.topics import all_topic_names
-from huddle_runtime import database
-from huddle_runtime.migrations import load_migrations, migrate, runtime_migrations
+from huddle_runtime.migrations import migrate_service
 from huddle_runtime.service import ServiceDefinition
 from huddle_runtime.settings import DatabaseSettings, ServiceSettings
 
@@ -117,16 +116,7 @@ class LocalStack:
             settings = ServiceSettings(
                 service=definition.name, database=DatabaseSettings(url=database_url)
             )
-            conn = await database.connect(settings)
-            try:
-                await migrate(
-                    conn,
-                    schema=settings.schema_name,
-                    role=settings.db_role,
-                    migrations=runtime_migrations() + load_migrations(definition.migrations),
-                )
-            finally:
-                await conn.close()
+            await migrate_service(settings, definition.migrations)
 
     # -- services ------------------------------------------------------------------------
     def service_env(self, name: str, kafka_bootstrap: str, database_url: str) -> dict[str, str]:

@@ -10,8 +10,7 @@ import typer
 import uvicorn
 from opentelemetry import trace
 
-from huddle_runtime import database
-from huddle_runtime.migrations import load_migrations, migrate, runtime_migrations
+from huddle_runtime.migrations import migrate_service
 from huddle_runtime.service import Runtime, ServiceDefinition, build_app
 from huddle_runtime.settings import ServiceSettings
 from huddle_runtime.telemetry import configure_logging, configure_tracing
@@ -53,19 +52,7 @@ def service_cli(definition: ServiceDefinition) -> typer.Typer:
         """Create or update this service's schema (run before serve; idempotent)."""
         settings = load()
 
-        async def run() -> list[str]:
-            conn = await database.connect(settings)
-            try:
-                return await migrate(
-                    conn,
-                    schema=settings.schema_name,
-                    role=settings.db_role,
-                    migrations=runtime_migrations() + load_migrations(definition.migrations),
-                )
-            finally:
-                await conn.close()
-
-        applied = asyncio.run(run())
+        applied = asyncio.run(migrate_service(settings, definition.migrations))
         log.info("schema up to date", schema=settings.schema_name, applied=applied)
 
     @cli.command()

@@ -10,7 +10,9 @@ from pathlib import Path
 import asyncpg
 import structlog
 
+from huddle_runtime import database
 from huddle_runtime.database import quote_ident
+from huddle_runtime.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +86,20 @@ async def migrate(
     finally:
         await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", _LOCK_KEY)
     return applied
+
+
+async def migrate_service(settings: ServiceSettings, folder: Path) -> list[str]:
+    """The runtime's tables and the service's own migrations, into the service's schema."""
+    conn = await database.connect(settings)
+    try:
+        return await migrate(
+            conn,
+            schema=settings.schema_name,
+            role=settings.db_role,
+            migrations=runtime_migrations() + load_migrations(folder),
+        )
+    finally:
+        await conn.close()
 
 
 async def tenant_tables_without_forced_rls(conn: asyncpg.Connection, schema: str) -> list[str]:

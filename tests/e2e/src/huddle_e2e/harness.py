@@ -14,8 +14,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from huddle_runtime import database
-from huddle_runtime.migrations import load_migrations, migrate, runtime_migrations
+from huddle_runtime import migrations
 from huddle_runtime.service import ServiceDefinition, build_app
 from huddle_runtime.settings import (
     AuthSettings,
@@ -47,16 +46,7 @@ def service_settings(
 
 
 async def migrate_service(definition: ServiceDefinition, settings: ServiceSettings) -> None:
-    conn = await database.connect(settings)
-    try:
-        await migrate(
-            conn,
-            schema=settings.schema_name,
-            role=settings.db_role,
-            migrations=runtime_migrations() + load_migrations(definition.migrations),
-        )
-    finally:
-        await conn.close()
+    await migrations.migrate_service(settings, definition.migrations)
 
 
 @contextlib.asynccontextmanager
