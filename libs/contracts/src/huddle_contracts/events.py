@@ -15,7 +15,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from .topics import topic_for_event_type
 from .vocabulary import (
+    ClinicalArea,
     Discipline,
+    EscalationReason,
     EventClass,
     Gender,
     HarmCategory,
@@ -30,6 +32,7 @@ from .vocabulary import (
     Tier,
     UnitId,
     Urgency,
+    Withdrawal,
 )
 
 # Unknown fields are refused (a typo or a smuggled identifier must not pass) and events are values.
@@ -147,6 +150,12 @@ class SupportRequested(Event):
     adverse_event_id: UUID | None = None
     """The adverse event behind the request, if any (peers involved in it are never matched)."""
     requested_at: AwareDatetime
+    clinical_area: ClinicalArea | None = None
+    """The requester's clinical background (peers with a similar one are preferred)."""
+    reporting_line: tuple[Pseudonym, ...] = ()
+    """The requester's managers, up the line: never matched as their peer."""
+    involved: tuple[Pseudonym, ...] = ()
+    """Everyone involved in the same adverse event: never matched as a peer for it."""
 
 
 class PeerMatched(Event):
@@ -164,6 +173,55 @@ class PeerMatched(Event):
     tier: Tier = Tier.PEER
     mode: Mode
     matched_at: AwareDatetime
+    first_offered_at: AwareDatetime | None = None
+    """When the case was first offered to a peer (for time-to-offer metrics)."""
+    respond_by: AwareDatetime | None = None
+    """The first-contact deadline the peer accepted."""
+
+
+class SupportWithdrawn(Event):
+    """The worker declined outreach or withdrew their request; the search for a peer stops."""
+
+    event_type: ClassVar[str] = "huddle.support_withdrawn.v1"
+    subject_field: ClassVar[str] = "case_id"
+    time_field: ClassVar[str] = "withdrawn_at"
+
+    case_id: UUID
+    reason: Withdrawal
+    withdrawn_at: AwareDatetime
+
+
+class MatchEscalated(Event):
+    """No peer could be found in time: the hospital's coordinators are alerted."""
+
+    event_type: ClassVar[str] = "huddle.match_escalated.v1"
+    subject_field: ClassVar[str] = "case_id"
+    time_field: ClassVar[str] = "escalated_at"
+
+    case_id: UUID
+    reason: EscalationReason
+    urgency: Urgency
+    offers_made: Annotated[int, Field(ge=0)]
+    respond_by: AwareDatetime
+    """The first-contact deadline that is at risk."""
+    widened_to_network: bool
+    """Whether the search now includes peers from the rest of the network (remote support)."""
+    escalated_at: AwareDatetime
+
+
+class CaseClosed(Event):
+    """A support case ended: the peer's load is released and contact details purged later."""
+
+    event_type: ClassVar[str] = "huddle.case_closed.v1"
+    subject_field: ClassVar[str] = "case_id"
+    time_field: ClassVar[str] = "closed_at"
+
+    case_id: UUID
+    peer: Pseudonym
+    sessions: Annotated[int, Field(ge=0)]
+    referral_made: bool
+    opened_at: AwareDatetime
+    closed_at: AwareDatetime
 
 
 class SessionCompleted(Event):
@@ -223,6 +281,10 @@ class PeerCertified(Event):
     discipline: Discipline
     languages: tuple[LanguageTag, ...]
     """Languages the peer can offer support in."""
+    clinical_area: ClinicalArea | None = None
+    """The peer's clinical background (like is matched with like)."""
+    gender: Gender | None = None
+    """Given by the peer, opt-in, only to meet requesters' opt-in preferences."""
     certified_at: AwareDatetime
     valid_until: AwareDatetime
     """When a refresher is due (the interval is configurable; yearly is common)."""

@@ -9,13 +9,16 @@ from pydantic import ValidationError
 from .cloudevents import CONTENT_TYPE, CloudEvent, CloudEventError
 from .events import (
     AdverseEventReported,
+    CaseClosed,
     CertificationLapsed,
     Event,
+    MatchEscalated,
     PeerCertified,
     PeerMatched,
     ReferralMade,
     SessionCompleted,
     SupportRequested,
+    SupportWithdrawn,
 )
 from .topics import Topic, topic_for_event_type
 
@@ -24,8 +27,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for model in (
         AdverseEventReported,
         SupportRequested,
+        SupportWithdrawn,
         PeerMatched,
+        MatchEscalated,
         SessionCompleted,
+        CaseClosed,
         ReferralMade,
         PeerCertified,
         CertificationLapsed,

@@ -51,7 +51,7 @@ ADVERSE_EVENT_REPORTED = Topic(
 SUPPORT_REQUESTED = Topic(
     name="huddle.support-requested.v1",
     key="case id",
-    event_types=("huddle.support_requested.v1",),
+    event_types=("huddle.support_requested.v1", "huddle.support_withdrawn.v1"),
     publishers=frozenset({"intake"}),
     consumers=frozenset({"matching", "analytics"}),
     description="A worker asked for support, or was offered it after an event.",
@@ -67,10 +67,18 @@ PEER_MATCHED = Topic(
 SESSION_COMPLETED = Topic(
     name="huddle.session-completed.v1",
     key="case id",
-    event_types=("huddle.session_completed.v1",),
+    event_types=("huddle.session_completed.v1", "huddle.case_closed.v1"),
     publishers=frozenset({"sessions"}),
     consumers=frozenset({"intake", "matching", "training", "analytics"}),
     description="A one-to-one or group session took place (no narrative).",
+)
+MATCH_ESCALATED = Topic(
+    name="huddle.match-escalated.v1",
+    key="case id",
+    event_types=("huddle.match_escalated.v1",),
+    publishers=frozenset({"matching"}),
+    consumers=frozenset({"intake", "analytics"}),
+    description="Matching could not find a peer in time: the hospital's coordinators are alerted.",
 )
 REFERRAL_MADE = Topic(
     name="huddle.referral-made.v1",
@@ -103,6 +111,7 @@ TOPICS: tuple[Topic, ...] = (
     ADVERSE_EVENT_REPORTED,
     SUPPORT_REQUESTED,
     PEER_MATCHED,
+    MATCH_ESCALATED,
     SESSION_COMPLETED,
     REFERRAL_MADE,
     PEER_CERTIFICATION,

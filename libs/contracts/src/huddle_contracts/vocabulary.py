@@ -20,6 +20,9 @@ HospitalId = Annotated[str, StringConstraints(pattern=_SLUG)]
 """A hospital or campus within a network, e.g. ``st-marys``."""
 
 UnitId = Annotated[str, StringConstraints(pattern=_SLUG)]
+
+ClinicalArea = Annotated[str, StringConstraints(pattern=_SLUG)]
+"""A clinical background such as emergency, icu, oncology, surgery (a slug, no free text)."""
 """A unit or department within a hospital, e.g. ``icu-2``."""
 
 PSEUDONYM_PATTERN = r"^p_[0-9a-f]{32}$"
@@ -141,3 +144,22 @@ class Gender(StrEnum):
     WOMAN = "woman"
     MAN = "man"
     NON_BINARY = "non_binary"
+
+
+class Withdrawal(StrEnum):
+    """Why a support request ended before a peer met the worker (no consequence either way)."""
+
+    DECLINED_OFFER = "declined_offer"
+    """The worker declined proactive outreach."""
+    WITHDRAWN = "withdrawn"
+    """The worker withdrew their request."""
+
+
+class EscalationReason(StrEnum):
+    """Why matching alerted the hospital's coordinators."""
+
+    NO_ELIGIBLE_PEER = "no_eligible_peer"
+    OFFERS_EXHAUSTED = "offers_exhausted"
+    """Every eligible peer declined or let the offer lapse."""
+    DEADLINE_AT_RISK = "deadline_at_risk"
+    """The first-contact deadline can no longer be met in the hospital."""
