@@ -21,7 +21,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
 from huddle_contracts.cloudevents import CloudEvent, CloudEventError, from_record
 from huddle_contracts.events import Event
-from huddle_contracts.registry import decode_event
+from huddle_contracts.registry import EVENT_TYPES, decode_event
 from huddle_contracts.topics import dead_letter_topic
 from opentelemetry import trace
 from opentelemetry.propagate import extract
@@ -201,7 +201,11 @@ class EventConsumer:
             span.set_attribute("messaging.message.id", cloud_event.id)
             handler = self._handlers.get(cloud_event.type)
             if handler is None:
-                return f"no handler in {self._group_id} for event type {cloud_event.type!r}"
+                if cloud_event.type in EVENT_TYPES:
+                    # Another event on a shared topic (e.g. SessionCompleted beside CaseClosed).
+                    self._metrics.events_handled.labels(cloud_event.type, "ignored").inc()
+                    return None
+                return f"unknown event type {cloud_event.type!r} (no contract in this version)"
             event = decode_event(cloud_event)
         except CloudEventError as exc:
             return f"undecodable: {exc}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class ServiceDefinition:
     publishes: bool = True
     # Builds service-specific state (its own settings, adapters) onto app.state, once.
     configure: Callable[[FastAPI, ServiceSettings], None] | None = None
+    # Background loops (schedulers) the lifespan runs and stops: each gets the live runtime.
+    tasks: Sequence[Callable[[Runtime], Awaitable[None]]] = ()
 
     @property
     def consumed_topics(self) -> list[str]:
@@ -63,6 +66,8 @@ class Runtime:
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
         self.failure: str | None = None
+        # Set on shutdown: background tasks finish their round and return.
+        self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -113,6 +118,8 @@ class Runtime:
             )
             await self.consumer.start()
             self._spawn("event consumer", self.consumer.run)
+        for task in d.tasks:
+            self._spawn(getattr(task, "__name__", "task"), functools.partial(task, self))
         log.info("service started", consumes=d.consumed_topics, relay=self.relay is not None)
 
     async def stop(self) -> None:
@@ -122,6 +129,7 @@ class Runtime:
             self.consumer.stop()
         if self.relay is not None:
             self.relay.stop()
+        self.stopping.set()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace)
             for task in pending:

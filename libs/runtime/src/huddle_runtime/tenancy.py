@@ -26,3 +26,12 @@ async def apply_tenant(conn: asyncpg.Connection, tenant: Tenant | None) -> None:
         HOSPITAL_SETTING,
         (tenant.hospital_id or "") if tenant else "",
     )
+
+
+SYSTEM_SCOPE_SETTING = "huddle.system_scope"
+
+
+async def apply_system_scope(conn: asyncpg.Connection, scope: str) -> None:
+    """For a scheduler that must find due work across networks: only policies naming ``scope``
+    let it read, and it handles each item afterwards inside that item's own tenant scope."""
+    await conn.execute("SELECT set_config($1, $2, true)", SYSTEM_SCOPE_SETTING, scope)

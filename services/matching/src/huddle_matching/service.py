@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
 from huddle_runtime.service import ServiceDefinition
+from huddle_runtime.settings import ServiceSettings
 
-from huddle_matching.entrypoints.events import HANDLERS
+from huddle_matching.application.search import Matching
+from huddle_matching.entrypoints import http
+from huddle_matching.entrypoints.events import subscriptions
+from huddle_matching.entrypoints.scheduler import deadline_scheduler
+
+MATCHING = Matching()
+
+
+def configure(app: FastAPI, _: ServiceSettings) -> None:
+    app.state.matching = MATCHING
+
 
 DEFINITION = ServiceDefinition(
     name="matching",
     title="Huddle matching",
-    description="Receives support requests through its inbox (exactly once) and will match "
-    "trained peers to them under the programme's rules.",
+    description="Matches each support request with a trained peer under the programme's hard "
+    "rules and scored preferences, offers it with a deadline, moves on when a peer declines or "
+    "stays silent, widens to the network and alerts coordinators when needed.",
     default_port=8002,
     migrations=Path(__file__).parent / "adapters" / "migrations",
-    handlers=HANDLERS,
+    routers=(http.router,),
+    handlers=subscriptions(MATCHING),
+    configure=configure,
+    tasks=(deadline_scheduler(MATCHING),),
 )

@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
 import asyncpg
-from huddle_contracts.events import SupportRequested
+from huddle_contracts.events import MatchPreferences, PeerCertified, SupportRequested
+from huddle_contracts.vocabulary import Discipline, Gender, Mode, Urgency
+
+from huddle_matching.domain.matching_policy import MatchingPolicy
+from huddle_matching.domain.response_times import HospitalCalendar, ResponsePolicy
+from huddle_matching.domain.roster import Peer
+from huddle_matching.domain.support_need import SupportNeed
 
 
-async def record_support_request(conn: asyncpg.Connection, event: SupportRequested) -> None:
+@dataclass(frozen=True)
+class Search:
+    """Where the search for a peer stands for one case."""
+
+    need: SupportNeed
+    status: str
+    scope: str
+    first_contact_by: datetime | None
+    first_offered_at: datetime | None
+    matched_peer: str | None
+
+
+async def record_support_request(
+    conn: asyncpg.Connection, event: SupportRequested, *, status: str = "searching"
+) -> None:
     # No ON CONFLICT: the inbox guarantees one delivery; a second insert would be a bug to see.
     await conn.execute(
         """INSERT INTO support_request (case_id, network_id, hospital_id, unit_id, requester,
                discipline, origin, urgency, preferred_mode, preferences, adverse_event_id,
-               requested_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12)""",
+               requested_at, clinical_area, reporting_line, involved, status)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16)""",
         event.case_id,
         event.network_id,
         event.hospital_id,
@@ -25,4 +50,360 @@ async def record_support_request(conn: asyncpg.Connection, event: SupportRequest
         event.preferences.model_dump_json(exclude_none=True),
         event.adverse_event_id,
         event.requested_at,
+        event.clinical_area,
+        list(event.reporting_line),
+        list(event.involved),
+        status,
+    )
+
+
+async def get_search(
+    conn: asyncpg.Connection, case_id: UUID, *, lock: bool = False
+) -> Search | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM support_request WHERE case_id = $1" + (" FOR UPDATE" if lock else ""),
+        case_id,
+    )
+    return _search(row) if row else None
+
+
+async def searches_for_event(
+    conn: asyncpg.Connection, adverse_event_id: UUID, *, status: str
+) -> list[Search]:
+    rows = await conn.fetch(
+        "SELECT * FROM support_request WHERE adverse_event_id = $1 AND status = $2"
+        " ORDER BY requested_at, case_id FOR UPDATE",
+        adverse_event_id,
+        status,
+    )
+    return [_search(r) for r in rows]
+
+
+async def update_search(conn: asyncpg.Connection, case_id: UUID, **changes: object) -> None:
+    columns = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, start=2))
+    await conn.execute(
+        f"UPDATE support_request SET {columns}, updated_at = clock_timestamp() WHERE case_id = $1",
+        case_id,
+        *changes.values(),
+    )
+
+
+def _search(row: asyncpg.Record) -> Search:
+    need = SupportNeed(
+        case_id=row["case_id"],
+        network_id=row["network_id"],
+        hospital_id=row["hospital_id"],
+        unit_id=row["unit_id"],
+        requester=row["requester"],
+        discipline=Discipline(row["discipline"]),
+        urgency=Urgency(row["urgency"]),
+        requested_at=row["requested_at"],
+        preferences=MatchPreferences(**json.loads(row["preferences"])),
+        preferred_mode=Mode(row["preferred_mode"]) if row["preferred_mode"] else None,
+        clinical_area=row["clinical_area"],
+        adverse_event_id=row["adverse_event_id"],
+        involved=frozenset(row["involved"]),
+        reporting_line=frozenset(row["reporting_line"]),
+    )
+    return Search(
+        need=need,
+        status=row["status"],
+        scope=row["scope"],
+        first_contact_by=row["first_contact_by"],
+        first_offered_at=row["first_offered_at"],
+        matched_peer=row["matched_peer"],
+    )
+
+
+# -- roster ---------------------------------------------------------------------------------
+
+
+async def upsert_peer(conn: asyncpg.Connection, event: PeerCertified, *, capacity: int) -> None:
+    await conn.execute(
+        """INSERT INTO peer (network_id, pseudonym, hospital_id, unit_id, discipline, clinical_area,
+                             languages, gender, certified_until, capacity)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (network_id, pseudonym) DO UPDATE SET
+               hospital_id = EXCLUDED.hospital_id, unit_id = EXCLUDED.unit_id,
+               discipline = EXCLUDED.discipline, clinical_area = EXCLUDED.clinical_area,
+               languages = EXCLUDED.languages, gender = EXCLUDED.gender,
+               certified_until = EXCLUDED.certified_until""",
+        event.network_id,
+        event.peer,
+        event.hospital_id,
+        event.unit_id,
+        event.discipline.value,
+        event.clinical_area,
+        list(event.languages),
+        event.gender.value if event.gender else None,
+        event.valid_until,
+        capacity,
+    )
+
+
+async def end_certification(conn: asyncpg.Connection, peer: str, lapsed_at: datetime) -> None:
+    await conn.execute(
+        "UPDATE peer SET certified_until = LEAST(certified_until, $2) WHERE pseudonym = $1",
+        peer,
+        lapsed_at,
+    )
+
+
+async def roster(conn: asyncpg.Connection, now: datetime) -> list[Peer]:
+    """Every peer of the tenant's network, with whether they are on call at ``now``."""
+    rows = await conn.fetch(
+        """SELECT p.*, EXISTS (SELECT 1 FROM on_call_shift s
+                                WHERE s.peer = p.pseudonym AND s.starts_at <= $1
+                                  AND s.ends_at > $1) AS on_call
+             FROM peer p ORDER BY p.pseudonym""",
+        now,
+    )
+    return [_peer(r) for r in rows]
+
+
+async def get_peer(conn: asyncpg.Connection, pseudonym: str, now: datetime) -> Peer | None:
+    return next((p for p in await roster(conn, now) if p.pseudonym == pseudonym), None)
+
+
+def _peer(row: asyncpg.Record) -> Peer:
+    return Peer(
+        pseudonym=row["pseudonym"],
+        network_id=row["network_id"],
+        hospital_id=row["hospital_id"],
+        unit_id=row["unit_id"],
+        discipline=Discipline(row["discipline"]),
+        certified_until=row["certified_until"],
+        languages=frozenset(row["languages"]),
+        clinical_area=row["clinical_area"],
+        gender=Gender(row["gender"]) if row["gender"] else None,
+        active_cases=row["active_cases"],
+        capacity=row["capacity"],
+        on_call=row["on_call"],
+        paused=row["paused"],
+        last_matched_at=row["last_matched_at"],
+    )
+
+
+async def set_availability(
+    conn: asyncpg.Connection, peer: str, *, paused: bool | None, capacity: int | None
+) -> bool:
+    status = await conn.execute(
+        """UPDATE peer SET paused = COALESCE($2, paused), capacity = COALESCE($3, capacity)
+            WHERE pseudonym = $1""",
+        peer,
+        paused,
+        capacity,
+    )
+    return bool(status != "UPDATE 0")
+
+
+async def add_shift(
+    conn: asyncpg.Connection,
+    *,
+    network_id: str,
+    hospital_id: str,
+    peer: str,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> int:
+    shift_id: int = await conn.fetchval(
+        """INSERT INTO on_call_shift (network_id, hospital_id, peer, starts_at, ends_at)
+           VALUES ($1, $2, $3, $4, $5) RETURNING id""",
+        network_id,
+        hospital_id,
+        peer,
+        starts_at,
+        ends_at,
+    )
+    return shift_id
+
+
+async def take_case(conn: asyncpg.Connection, peer: str, now: datetime) -> bool:
+    """One more active case for the peer, only while within capacity."""
+    status = await conn.execute(
+        """UPDATE peer SET active_cases = active_cases + 1, last_matched_at = $2
+            WHERE pseudonym = $1 AND active_cases < capacity""",
+        peer,
+        now,
+    )
+    return bool(status == "UPDATE 1")
+
+
+async def release_case(conn: asyncpg.Connection, peer: str) -> None:
+    await conn.execute(
+        "UPDATE peer SET active_cases = GREATEST(active_cases - 1, 0) WHERE pseudonym = $1", peer
+    )
+
+
+# -- offers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Offer:
+    offer_id: UUID
+    case_id: UUID
+    peer: str
+    offered_at: datetime
+    respond_by: datetime
+    status: str
+    score: float
+    reasons: tuple[str, ...]
+
+
+async def add_offer(conn: asyncpg.Connection, network_id: str, offer: Offer) -> None:
+    await conn.execute(
+        """INSERT INTO offer (offer_id, network_id, case_id, peer, score, reasons, offered_at,
+                              respond_by, status)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        offer.offer_id,
+        network_id,
+        offer.case_id,
+        offer.peer,
+        offer.score,
+        list(offer.reasons),
+        offer.offered_at,
+        offer.respond_by,
+        offer.status,
+    )
+
+
+async def get_offer(
+    conn: asyncpg.Connection, offer_id: UUID, *, lock: bool = False
+) -> Offer | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM offer WHERE offer_id = $1" + (" FOR UPDATE" if lock else ""), offer_id
+    )
+    return _offer(row) if row else None
+
+
+async def offers_for_case(conn: asyncpg.Connection, case_id: UUID) -> list[Offer]:
+    rows = await conn.fetch("SELECT * FROM offer WHERE case_id = $1 ORDER BY offered_at", case_id)
+    return [_offer(r) for r in rows]
+
+
+async def open_offers_for_peer(conn: asyncpg.Connection, peer: str) -> list[Offer]:
+    rows = await conn.fetch(
+        "SELECT * FROM offer WHERE peer = $1 AND status = 'open' ORDER BY respond_by", peer
+    )
+    return [_offer(r) for r in rows]
+
+
+async def answer_offer(
+    conn: asyncpg.Connection, offer_id: UUID, status: str, now: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE offer SET status = $2, answered_at = $3 WHERE offer_id = $1 AND status = 'open'",
+        offer_id,
+        status,
+        now,
+    )
+
+
+def _offer(row: asyncpg.Record) -> Offer:
+    return Offer(
+        offer_id=row["offer_id"],
+        case_id=row["case_id"],
+        peer=row["peer"],
+        offered_at=row["offered_at"],
+        respond_by=row["respond_by"],
+        status=row["status"],
+        score=float(row["score"]),
+        reasons=tuple(row["reasons"]),
+    )
+
+
+async def due_offers(conn: asyncpg.Connection, now: datetime, limit: int) -> list[tuple[str, UUID]]:
+    """(network, offer) pairs past their deadline; read in the 'deadlines' system scope."""
+    rows = await conn.fetch(
+        """SELECT network_id, offer_id FROM offer
+            WHERE status = 'open' AND respond_by <= $1 ORDER BY respond_by LIMIT $2""",
+        now,
+        limit,
+    )
+    return [(r["network_id"], r["offer_id"]) for r in rows]
+
+
+async def stalled_batches(conn: asyncpg.Connection, older_than: datetime) -> list[tuple[str, UUID]]:
+    """(network, adverse event) pairs whose surge batch is still waiting for stragglers."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT network_id, adverse_event_id FROM support_request
+            WHERE status = 'batching' AND received_at <= $1""",
+        older_than,
+    )
+    return [(r["network_id"], r["adverse_event_id"]) for r in rows]
+
+
+# -- calendars and policy ---------------------------------------------------------------------
+
+
+async def hospital_calendar(conn: asyncpg.Connection, hospital_id: str) -> HospitalCalendar:
+    row = await conn.fetchrow("SELECT * FROM hospital_calendar WHERE hospital_id = $1", hospital_id)
+    if row is None:
+        return HospitalCalendar()
+    return HospitalCalendar(
+        time_zone=row["time_zone"],
+        working_days=frozenset(row["working_days"]),
+        day_start=row["day_start"],
+        day_end=row["day_end"],
+        holidays=frozenset(row["holidays"]),
+    )
+
+
+async def put_hospital_calendar(
+    conn: asyncpg.Connection, network_id: str, hospital_id: str, calendar: HospitalCalendar
+) -> None:
+    await conn.execute(
+        """INSERT INTO hospital_calendar (network_id, hospital_id, time_zone, working_days,
+                                          day_start, day_end, holidays)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (network_id, hospital_id) DO UPDATE SET time_zone = EXCLUDED.time_zone,
+               working_days = EXCLUDED.working_days, day_start = EXCLUDED.day_start,
+               day_end = EXCLUDED.day_end, holidays = EXCLUDED.holidays""",
+        network_id,
+        hospital_id,
+        calendar.time_zone,
+        sorted(calendar.working_days),
+        calendar.day_start,
+        calendar.day_end,
+        sorted(calendar.holidays),
+    )
+
+
+async def matching_policy(conn: asyncpg.Connection, default: MatchingPolicy) -> MatchingPolicy:
+    row = await conn.fetchrow("SELECT * FROM matching_policy")
+    if row is None:
+        return default
+    return MatchingPolicy(
+        response=ResponsePolicy(
+            urgent_first_contact=timedelta(minutes=float(row["urgent_first_contact_minutes"])),
+            routine_working_hours=float(row["routine_working_hours"]),
+        ),
+        urgent_offer_window=timedelta(minutes=float(row["urgent_offer_minutes"])),
+        routine_offer_window=timedelta(minutes=float(row["routine_offer_minutes"])),
+        default_capacity=row["default_capacity"],
+        weights=default.weights,
+    )
+
+
+async def put_matching_policy(
+    conn: asyncpg.Connection, network_id: str, policy: MatchingPolicy
+) -> None:
+    await conn.execute(
+        """INSERT INTO matching_policy (network_id, urgent_first_contact_minutes,
+               routine_working_hours, urgent_offer_minutes, routine_offer_minutes,
+               default_capacity)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (network_id) DO UPDATE SET
+               urgent_first_contact_minutes = EXCLUDED.urgent_first_contact_minutes,
+               routine_working_hours = EXCLUDED.routine_working_hours,
+               urgent_offer_minutes = EXCLUDED.urgent_offer_minutes,
+               routine_offer_minutes = EXCLUDED.routine_offer_minutes,
+               default_capacity = EXCLUDED.default_capacity,
+               updated_at = clock_timestamp()""",
+        network_id,
+        policy.response.urgent_first_contact.total_seconds() / 60,
+        policy.response.routine_working_hours,
+        policy.urgent_offer_window.total_seconds() / 60,
+        policy.routine_offer_window.total_seconds() / 60,
+        policy.default_capacity,
     )

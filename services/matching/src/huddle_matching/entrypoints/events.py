@@ -1,10 +1,10 @@
 """Event subscriptions: CloudEvents type -> application handler."""
 
-from huddle_contracts.events import SupportRequested
 from huddle_runtime.consumer import Handler
 
-from huddle_matching.application.support_requests import on_support_requested
+from huddle_matching.application.events import Handlers
+from huddle_matching.application.search import Matching
 
-HANDLERS: dict[str, Handler] = {
-    SupportRequested.event_type: on_support_requested,
-}
+
+def subscriptions(matching: Matching) -> dict[str, Handler]:
+    return Handlers(matching).subscriptions()

@@ -1,0 +1,245 @@
+"""The search for a peer: offer the best candidate, move on when an offer is declined or lapses,
+widen to the network and alert coordinators when the hospital has no one left."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+from huddle_contracts.events import MatchEscalated, PeerMatched
+from huddle_contracts.vocabulary import EscalationReason
+from huddle_runtime.unit_of_work import UnitOfWork
+
+from huddle_matching.adapters import repository as repo
+from huddle_matching.adapters.repository import Offer, Search
+from huddle_matching.domain.matching_policy import (
+    MatchingPolicy,
+    matched_mode,
+    offer_respond_by,
+)
+from huddle_matching.domain.preferences import score
+from huddle_matching.domain.response_times import first_contact_deadline
+from huddle_matching.domain.selection import Candidate, Ranking, Scope, rank
+from huddle_matching.domain.surge import assign_batch
+
+OPEN = ("searching", "offered", "escalated")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Matching:
+    """What the use cases need besides the unit of work: the default policy and a clock."""
+
+    default_policy: MatchingPolicy = field(default_factory=MatchingPolicy)
+    clock: Callable[[], datetime] = utc_now
+
+
+class OfferRefused(Exception):
+    """The offer cannot be answered (gone, not yours, no longer open, or you are full)."""
+
+
+async def set_deadline(uow: UnitOfWork, matching: Matching, search: Search) -> MatchingPolicy:
+    policy = await repo.matching_policy(uow.conn, matching.default_policy)
+    calendar = await repo.hospital_calendar(uow.conn, search.need.hospital_id)
+    deadline = first_contact_deadline(
+        search.need.requested_at, search.need.urgency, calendar, policy.response
+    )
+    await repo.update_search(uow.conn, search.need.case_id, first_contact_by=deadline)
+    return policy
+
+
+async def ranking_for(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Ranking | None:
+    """Who would be offered the case now, and why the others would not (for coordinators)."""
+    search = await repo.get_search(uow.conn, case_id)
+    if search is None:
+        return None
+    policy = await repo.matching_policy(uow.conn, matching.default_policy)
+    offered = frozenset(o.peer for o in await repo.offers_for_case(uow.conn, case_id))
+    now = matching.clock()
+    return rank(
+        search.need,
+        await repo.roster(uow.conn, now),
+        now,
+        scope=Scope(search.scope),
+        weights=policy.weights,
+        skip=offered,
+    )
+
+
+async def offer_next(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Offer | None:
+    """Offer the case to the best peer not yet asked; widen or escalate when there is none."""
+    search = await repo.get_search(uow.conn, case_id, lock=True)
+    if search is None or search.status not in OPEN:
+        return None
+    now = matching.clock()
+    policy = await repo.matching_policy(uow.conn, matching.default_policy)
+    offers = await repo.offers_for_case(uow.conn, case_id)
+    asked = frozenset(o.peer for o in offers)
+    peers = await repo.roster(uow.conn, now)
+    scope = Scope(search.scope)
+    deadline = search.first_contact_by or now
+
+    def ranking(in_scope: Scope) -> Ranking:
+        return rank(search.need, peers, now, scope=in_scope, weights=policy.weights, skip=asked)
+
+    best = ranking(scope).best
+    if scope is Scope.HOSPITAL and (best is None or (asked and deadline <= now)):
+        reason = (
+            EscalationReason.DEADLINE_AT_RISK
+            if best is not None
+            else EscalationReason.OFFERS_EXHAUSTED
+            if asked
+            else EscalationReason.NO_ELIGIBLE_PEER
+        )
+        scope = Scope.NETWORK
+        await repo.update_search(uow.conn, case_id, scope=scope.value)
+        _escalate(uow, search, reason, offers_made=len(offers), deadline=deadline, now=now)
+        best = ranking(scope).best
+    if best is None:
+        await repo.update_search(uow.conn, case_id, status="escalated", escalated_at=now)
+        if search.scope == Scope.NETWORK.value:  # widened earlier: alert coordinators again
+            reason = (
+                EscalationReason.OFFERS_EXHAUSTED if asked else EscalationReason.NO_ELIGIBLE_PEER
+            )
+            _escalate(uow, search, reason, offers_made=len(offers), deadline=deadline, now=now)
+        return None
+    return await _make_offer(uow, search, best, policy, deadline, now)
+
+
+async def _make_offer(
+    uow: UnitOfWork,
+    search: Search,
+    candidate: Candidate,
+    policy: MatchingPolicy,
+    deadline: datetime,
+    now: datetime,
+) -> Offer:
+    offer = Offer(
+        offer_id=uuid.uuid4(),
+        case_id=search.need.case_id,
+        peer=candidate.peer.pseudonym,
+        offered_at=now,
+        respond_by=offer_respond_by(now, search.need.urgency, deadline, policy),
+        status="open",
+        score=candidate.score.total,
+        reasons=candidate.score.reasons,
+    )
+    await repo.add_offer(uow.conn, search.need.network_id, offer)
+    await repo.update_search(
+        uow.conn,
+        search.need.case_id,
+        status="offered",
+        first_offered_at=search.first_offered_at or now,
+    )
+    return offer
+
+
+def _escalate(
+    uow: UnitOfWork,
+    search: Search,
+    reason: EscalationReason,
+    *,
+    offers_made: int,
+    deadline: datetime,
+    now: datetime,
+) -> None:
+    uow.publish(
+        MatchEscalated(
+            network_id=search.need.network_id,
+            hospital_id=search.need.hospital_id,
+            case_id=search.need.case_id,
+            reason=reason,
+            urgency=search.need.urgency,
+            offers_made=offers_made,
+            respond_by=deadline,
+            widened_to_network=True,
+            escalated_at=now,
+        )
+    )
+
+
+async def accept(uow: UnitOfWork, matching: Matching, *, offer_id: UUID, peer: str) -> PeerMatched:
+    now = matching.clock()
+    offer = await repo.get_offer(uow.conn, offer_id, lock=True)
+    if offer is None or offer.peer != peer:
+        raise LookupError(f"no offer {offer_id} for you")
+    if offer.status != "open":
+        raise OfferRefused(f"this offer is {offer.status}")
+    if offer.respond_by <= now:
+        raise OfferRefused("this offer has lapsed; the case has moved on to another peer")
+    search = await repo.get_search(uow.conn, offer.case_id, lock=True)
+    assert search is not None
+    if not await repo.take_case(uow.conn, peer, now):
+        raise OfferRefused("you are at your active-case capacity; decline or close a case first")
+    await repo.answer_offer(uow.conn, offer_id, "accepted", now)
+    await repo.update_search(
+        uow.conn, offer.case_id, status="matched", matched_peer=peer, matched_at=now
+    )
+    peer_now = await repo.get_peer(uow.conn, peer, now)
+    remote = peer_now is not None and peer_now.hospital_id != search.need.hospital_id
+    matched = PeerMatched(
+        network_id=search.need.network_id,
+        hospital_id=search.need.hospital_id,
+        case_id=search.need.case_id,
+        offer_id=offer_id,
+        peer=peer,
+        requester=search.need.requester,
+        mode=matched_mode(search.need.preferred_mode, remote=remote),
+        matched_at=now,
+        first_offered_at=search.first_offered_at,
+        respond_by=search.first_contact_by,
+    )
+    uow.publish(matched)
+    return matched
+
+
+async def decline(uow: UnitOfWork, matching: Matching, *, offer_id: UUID, peer: str) -> None:
+    offer = await repo.get_offer(uow.conn, offer_id, lock=True)
+    if offer is None or offer.peer != peer:
+        raise LookupError(f"no offer {offer_id} for you")
+    if offer.status != "open":
+        raise OfferRefused(f"this offer is {offer.status}")
+    await repo.answer_offer(uow.conn, offer_id, "declined", matching.clock())
+    await offer_next(uow, matching, offer.case_id)
+
+
+async def lapse(uow: UnitOfWork, matching: Matching, offer_id: UUID) -> bool:
+    """Silence past respond_by: the offer lapses and the next peer is asked."""
+    now = matching.clock()
+    offer = await repo.get_offer(uow.conn, offer_id, lock=True)
+    if offer is None or offer.status != "open" or offer.respond_by > now:
+        return False
+    await repo.answer_offer(uow.conn, offer_id, "expired", now)
+    await offer_next(uow, matching, offer.case_id)
+    return True
+
+
+async def offer_surge(uow: UnitOfWork, matching: Matching, adverse_event_id: UUID) -> int:
+    """Everyone involved in one event, matched as one optimal assignment in their hospital;
+    those left without a peer go through the ordinary search (which widens)."""
+    searches = await repo.searches_for_event(uow.conn, adverse_event_id, status="batching")
+    if not searches:
+        return 0
+    now = matching.clock()
+    policy = await repo.matching_policy(uow.conn, matching.default_policy)
+    hospital = searches[0].need.hospital_id
+    peers = [p for p in await repo.roster(uow.conn, now) if p.hospital_id == hospital]
+    assigned = assign_batch([s.need for s in searches], peers, now, policy.weights)
+    made = 0
+    for search in searches:
+        await repo.update_search(uow.conn, search.need.case_id, status="searching")
+        peer = assigned[search.need.case_id]
+        deadline = search.first_contact_by or now
+        if peer is None:
+            await offer_next(uow, matching, search.need.case_id)
+            continue
+        candidate = Candidate(peer, score(peer, search.need, now, policy.weights))
+        await _make_offer(uow, search, candidate, policy, deadline, now)
+        made += 1
+    return made

@@ -1,0 +1,245 @@
+"""The search for a peer, on the real database: offer, decline, lapse, widen, escalate, accept,
+release; and a surge matched as a batch. Events are handed to the handlers as the consumer
+would (inside a unit of work); answers go through the HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from huddle_contracts.events import (
+    CaseClosed,
+    MatchEscalated,
+    PeerCertified,
+    PeerMatched,
+    SupportRequested,
+    SupportWithdrawn,
+)
+from huddle_contracts.vocabulary import EscalationReason, Withdrawal
+from huddle_local.issuer import LocalIssuer
+from huddle_matching.application.events import Handlers
+from huddle_matching.entrypoints.scheduler import run_due
+from huddle_runtime.pseudonyms import pseudonym_for
+from huddle_runtime.tenancy import Tenant
+
+pytestmark = pytest.mark.integration
+
+
+def staff(settings, network: str, ref: str) -> str:
+    return pseudonym_for(settings.pseudonym_key, network, ref)
+
+
+async def deliver(m, event) -> None:
+    async with m.app.state.runtime.unit_of_work(Tenant(m.network)) as uow:
+        handler = Handlers(m.matching).subscriptions()[event.event_type]
+        await handler(uow, event, None)
+
+
+def certify(m, ref: str, **changes) -> PeerCertified:
+    fields = {
+        "peer": staff(m.app.state.settings, m.network, ref),
+        "network_id": m.network,
+        "hospital_id": "st-mary",
+        "unit_id": "surgery",
+        "discipline": "nurse",
+        "languages": ("en",),
+        "certified_at": m.clock() - timedelta(days=10),
+        "valid_until": m.clock() + timedelta(days=300),
+    }
+    return PeerCertified.model_validate({**fields, **changes})
+
+
+def request(m, ref: str, **changes) -> SupportRequested:
+    fields = {
+        "case_id": uuid.uuid4(),
+        "network_id": m.network,
+        "hospital_id": "st-mary",
+        "unit_id": "icu",
+        "requester": staff(m.app.state.settings, m.network, ref),
+        "discipline": "nurse",
+        "origin": "self",
+        "urgency": "urgent",
+        "requested_at": m.clock(),
+    }
+    return SupportRequested.model_validate({**fields, **changes})
+
+
+async def on_call(m, local_issuer: LocalIssuer, *refs: str, hospital: str = "st-mary") -> None:
+    token = local_issuer.mint(role="coordinator", network=m.network)
+    for ref in refs:
+        response = await m.client.post(
+            "/v1/rota/shifts",
+            json={
+                "peer": staff(m.app.state.settings, m.network, ref),
+                "hospital_id": hospital,
+                "starts_at": (m.clock() - timedelta(hours=1)).isoformat(),
+                "ends_at": (m.clock() + timedelta(hours=12)).isoformat(),
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 201, response.text
+
+
+def as_peer(m, local_issuer: LocalIssuer, ref: str) -> dict[str, str]:
+    token = local_issuer.mint(role="peer", network=m.network, subject=ref)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def offers_of(m, local_issuer, ref: str) -> list[dict]:
+    response = await m.client.get("/v1/offers", headers=as_peer(m, local_issuer, ref))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_decline_then_silence_moves_on_then_widens_escalates_and_is_accepted(
+    matching, local_issuer, published
+) -> None:
+    m = matching
+    for ref, changes in [
+        ("N1", {"discipline": "nurse"}),
+        ("N2", {"discipline": "physician"}),
+        ("N3", {"hospital_id": "st-luke", "discipline": "nurse"}),
+    ]:
+        await deliver(m, certify(m, ref, **changes))
+    await on_call(m, local_issuer, "N1", "N2")
+    await on_call(m, local_issuer, "N3", hospital="st-luke")
+    need = request(m, "W1")
+    await deliver(m, need)
+
+    [first] = await offers_of(m, local_issuer, "N1")  # same discipline first
+    assert first["case_id"] == str(need.case_id)
+    declined = await m.client.post(
+        f"/v1/offers/{first['offer_id']}/decline", headers=as_peer(m, local_issuer, "N1")
+    )
+    assert declined.status_code == 204
+
+    [second] = await offers_of(m, local_issuer, "N2")  # then the next peer in the hospital
+    m.clock.advance(minutes=11)  # silence past respond_by (urgent offers: 10 minutes)
+    assert await run_due(m.app.state.runtime, m.matching) >= 1
+    assert await offers_of(m, local_issuer, "N2") == []
+
+    [third] = await offers_of(m, local_issuer, "N3")  # widened to the network
+    escalations = [e for e in await published(m.app, m.network) if isinstance(e, MatchEscalated)]
+    assert [(e.case_id, e.hospital_id, e.reason) for e in escalations] == [
+        (need.case_id, "st-mary", EscalationReason.OFFERS_EXHAUSTED)
+    ]
+    assert escalations[0].widened_to_network
+
+    accepted = await m.client.post(
+        f"/v1/offers/{third['offer_id']}/accept", headers=as_peer(m, local_issuer, "N3")
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["mode"] == "phone"  # a peer from another hospital supports remotely
+    [matched] = [e for e in await published(m.app, m.network) if isinstance(e, PeerMatched)]
+    assert matched.peer == staff(m.app.state.settings, m.network, "N3")
+    assert matched.first_offered_at is not None and matched.respond_by is not None
+
+    again = await m.client.post(
+        f"/v1/offers/{third['offer_id']}/accept", headers=as_peer(m, local_issuer, "N3")
+    )
+    assert again.status_code == 409
+
+    coordinator = local_issuer.mint(role="coordinator", network=m.network)
+    explained = await m.client.get(
+        f"/v1/cases/{need.case_id}/candidates", headers={"Authorization": f"Bearer {coordinator}"}
+    )
+    assert explained.status_code == 200
+    assert [o["status"] for o in explained.json()["offers"]] == ["declined", "expired", "accepted"]
+
+    await deliver(
+        m,
+        CaseClosed(
+            network_id=m.network,
+            hospital_id="st-mary",
+            case_id=need.case_id,
+            peer=matched.peer,
+            sessions=2,
+            referral_made=False,
+            opened_at=m.clock(),
+            closed_at=m.clock(),
+        ),
+    )
+    async with m.app.state.runtime.unit_of_work(Tenant(m.network)) as uow:
+        load = await uow.conn.fetchval(
+            "SELECT active_cases FROM peer WHERE pseudonym = $1", matched.peer
+        )
+    assert load == 0  # load is released when the case closes
+
+
+async def test_no_eligible_peer_anywhere_escalates_naming_the_request_and_hospital(
+    matching, published
+) -> None:
+    m = matching
+    await deliver(m, certify(m, "SELF"))  # the only peer is the requester
+    need = request(m, "SELF", urgency="routine")
+    await deliver(m, need)
+    escalations = [e for e in await published(m.app, m.network) if isinstance(e, MatchEscalated)]
+    assert [(e.case_id, e.hospital_id, e.reason) for e in escalations][0] == (
+        need.case_id,
+        "st-mary",
+        EscalationReason.NO_ELIGIBLE_PEER,
+    )
+
+
+async def test_a_worker_who_declines_outreach_is_no_longer_offered(matching, local_issuer) -> None:
+    m = matching
+    await deliver(m, certify(m, "P1"))
+    need = request(m, "W2", urgency="routine", origin="outreach")
+    await deliver(m, need)
+    assert len(await offers_of(m, local_issuer, "P1")) == 1
+    await deliver(
+        m,
+        SupportWithdrawn(
+            network_id=m.network,
+            hospital_id="st-mary",
+            case_id=need.case_id,
+            reason=Withdrawal.DECLINED_OFFER,
+            withdrawn_at=m.clock(),
+        ),
+    )
+    assert await offers_of(m, local_issuer, "P1") == []
+
+
+async def test_a_surge_is_matched_as_a_batch_with_nobody_over_capacity(
+    matching, local_issuer
+) -> None:
+    m = matching
+    peers = [f"S{i}" for i in range(6)]
+    for ref in peers:
+        await deliver(m, certify(m, ref, unit_id="ward-9"))
+    await on_call(m, local_issuer, *peers)
+    involved = [staff(m.app.state.settings, m.network, f"I{i}") for i in range(8)]
+    event_id = uuid.uuid4()
+    for i, person in enumerate(involved):
+        await deliver(
+            m,
+            request(
+                m,
+                f"I{i}",
+                origin="outreach",
+                adverse_event_id=event_id,
+                involved=tuple(involved),
+                urgency="urgent",
+            ),
+        )
+    offered = Counter()
+    for ref in peers:
+        offered[ref] = len(await offers_of(m, local_issuer, ref))
+    assert sum(offered.values()) == 8
+    assert max(offered.values()) <= 3  # default capacity
+    assert min(offered.values()) >= 1  # load is spread before it is stacked
+
+
+async def test_another_network_cannot_answer_or_see_an_offer(matching, local_issuer) -> None:
+    m = matching
+    await deliver(m, certify(m, "P9"))
+    await deliver(m, request(m, "W9", urgency="routine"))
+    [offer] = await offers_of(m, local_issuer, "P9")
+    stranger = local_issuer.mint(role="peer", network="elsewhere", subject="P9")
+    response = await m.client.post(
+        f"/v1/offers/{offer['offer_id']}/accept", headers={"Authorization": f"Bearer {stranger}"}
+    )
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
