@@ -176,7 +176,7 @@ async def test_no_eligible_peer_anywhere_escalates_naming_the_request_and_hospit
     need = request(m, "SELF", urgency="routine")
     await deliver(m, need)
     escalations = [e for e in await published(m.app, m.network) if isinstance(e, MatchEscalated)]
-    assert [(e.case_id, e.hospital_id, e.reason) for e in escalations][0] == (
+    assert (escalations[0].case_id, escalations[0].hospital_id, escalations[0].reason) == (
         need.case_id,
         "st-mary",
         EscalationReason.NO_ELIGIBLE_PEER,
@@ -212,7 +212,7 @@ async def test_a_surge_is_matched_as_a_batch_with_nobody_over_capacity(
     await on_call(m, local_issuer, *peers)
     involved = [staff(m.app.state.settings, m.network, f"I{i}") for i in range(8)]
     event_id = uuid.uuid4()
-    for i, person in enumerate(involved):
+    for i in range(len(involved)):
         await deliver(
             m,
             request(
