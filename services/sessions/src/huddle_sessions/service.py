@@ -1,20 +1,34 @@
-"""Sessions: support cases, one-to-one and group sessions, referrals (no clinical content)."""
+"""Sessions: support cases, contacts, follow-ups and referrals (never clinical content)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
+from huddle_contracts.events import PeerMatched
 from huddle_runtime.service import ServiceDefinition
+from huddle_runtime.settings import ServiceSettings
 
-# Runs on the shared runtime (schema, outbox, health, metrics); its domain arrives with a later
-# issue. It subscribes to nothing yet: committing offsets now would skip events its handlers need.
+from huddle_sessions.application.cases import Sessions, on_peer_matched
+from huddle_sessions.entrypoints import http
+
+SESSIONS = Sessions()
+
+
+def configure(app: FastAPI, _: ServiceSettings) -> None:
+    app.state.sessions = SESSIONS
+
+
 DEFINITION = ServiceDefinition(
     name="sessions",
     title="Huddle sessions",
     description=(
-        "Support cases, one-to-one and group sessions, follow-ups and referrals, "
-        "recorded without clinical content."
+        "Support cases opened by PeerMatched; the peer records when, how long and how each "
+        "contact happened (never what was said), follow-ups and tier-3 referrals."
     ),
     default_port=8003,
     migrations=Path(__file__).parent / "adapters" / "migrations",
+    routers=(http.router,),
+    handlers={PeerMatched.event_type: on_peer_matched},
+    configure=configure,
 )

@@ -209,11 +209,12 @@ async def list_peers(
         hospital=scope or hospital_id,
         status=peer_status,
         after=after,
-        limit=limit,
+        limit=limit + 1,  # one more than shown tells whether another page follows
     )
+    shown = peers[:limit]
     return RosterPage(
-        peers=[PeerRead.of(p) for p in peers],
-        next_after=peers[-1].pseudonym if len(peers) == limit else None,
+        peers=[PeerRead.of(p) for p in shown],
+        next_after=shown[-1].pseudonym if len(peers) > limit else None,
     )
 
 
