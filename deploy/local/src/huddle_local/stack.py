@@ -114,7 +114,9 @@ class LocalStack:
         await create_topics(kafka_bootstrap, all_topic_names(), partitions=6)
         for definition in definitions().values():
             settings = ServiceSettings(
-                service=definition.name, database=DatabaseSettings(url=database_url)
+                service=definition.name,
+                environment="local",
+                database=DatabaseSettings(url=database_url),
             )
             await migrate_service(settings, definition.migrations)
 

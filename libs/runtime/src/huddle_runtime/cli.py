@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 import structlog
@@ -82,6 +83,11 @@ async def _run_relay_only(definition: ServiceDefinition, settings: ServiceSettin
         loop.add_signal_handler(sig, stop.set)
     await runtime.start()
     try:
-        await stop.wait()
+        # Exit when told to, or when the relay itself fails (so a supervisor restarts us).
+        while not stop.is_set() and runtime.failure is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1)
     finally:
         await runtime.stop()
+    if runtime.failure is not None:
+        raise SystemExit(f"relay failed: {runtime.failure}")

@@ -36,18 +36,35 @@ tracer = trace.get_tracer("huddle.consumer")
 
 Handler = Callable[[UnitOfWork, Event, CloudEvent], Awaitable[None]]
 
-# Failures of the platform rather than of the message: retried until they pass.
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    KafkaError,
-)
+# SQLSTATE classes and codes that say "the platform, not the message": retried until they pass.
+_TRANSIENT_SQLSTATES = ("08", "53", "57P", "40001", "40P01", "57014")
+
+
+def is_infrastructure_failure(exc: BaseException) -> bool:
+    """Database or broker unreachable or overloaded; never the message's fault."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", "") or ""
+        return state.startswith(_TRANSIENT_SQLSTATES)
+    return isinstance(
+        exc,
+        ConnectionError
+        | asyncio.TimeoutError
+        | asyncpg.ConnectionDoesNotExistError
+        | asyncpg.InternalClientError
+        | KafkaError,
+    )
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a dead-letter header and a log may say of a failure: its type and SQLSTATE, never
+    its message (which may quote the data)."""
+    state = getattr(exc, "sqlstate", None)
+    constraint = getattr(exc, "constraint_name", None)
+    return (
+        type(exc).__name__
+        + (f" sqlstate={state}" if state else "")
+        + (f" constraint={constraint}" if constraint else "")
+    )
 
 
 # Failures a retry cannot fix (the same row, the same data): dead-letter at once.
@@ -59,6 +76,9 @@ DETERMINISTIC_ERRORS: tuple[type[BaseException], ...] = (
 
 class _Interrupted(Exception):
     """The consumer is stopping mid-retry: leave the record uncommitted for redelivery."""
+
+
+COMMIT_INTERVAL_SECONDS = 2.0
 
 
 class PermanentFailure(Exception):
@@ -133,9 +153,10 @@ class EventConsumer:
         await self._consumer.start()
 
     async def close(self) -> None:
+        # Called once run() has returned; holding `processing` here could deadlock with a
+        # rebalance's revocation callback that waits for it.
         self.stop()
-        async with self.processing:
-            await self._consumer.stop()
+        await self._consumer.stop()
 
     async def run(self) -> None:
         while not self._stopping.is_set():
@@ -151,32 +172,47 @@ class EventConsumer:
                     await self._process_partition(tp, records)
 
     async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        next_offset = None
+        self._report_lag(tp, records[0].offset)
+        pending: int | None = None
+        last_commit = time.monotonic()
         for record in records:
             if self._stopping.is_set():
                 break
             try:
-                await self._process(record)
+                dead_lettered = await self._process(record)
             except _Interrupted:
                 break
-            next_offset = record.offset + 1
-        if next_offset is None:
-            return
+            pending = record.offset + 1
+            # Commit often enough that a slow batch never outlives the poll interval, and at
+            # once after a dead letter so that it is not sent twice after a rebalance.
+            if dead_lettered or time.monotonic() - last_commit > COMMIT_INTERVAL_SECONDS:
+                if not await self._commit(tp, pending):
+                    return
+                pending, last_commit = None, time.monotonic()
+        if pending is not None:
+            await self._commit(tp, pending)
+
+    async def _commit(self, tp: TopicPartition, next_offset: int) -> bool:
         try:
             await self._consumer.commit({tp: next_offset})
         except CommitFailedError as exc:
             # The group moved on; the new owner redelivers and the inbox absorbs it.
             log.warning("offset commit refused after rebalance", partition=str(tp), error=str(exc))
-            return
+            return False
+        self._report_lag(tp, next_offset)
+        return True
+
+    def _report_lag(self, tp: TopicPartition, position: int) -> None:
         highwater = self._consumer.highwater(tp)
         if highwater is not None:
             self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                max(0, highwater - next_offset)
+                max(0, highwater - position)
             )
 
-    async def _process(self, record: ConsumerRecord) -> None:
+    async def _process(self, record: ConsumerRecord) -> bool:
+        """Handle or dead-letter one record; True when it was dead-lettered."""
         headers = list(record.headers or ())
-        context = extract({k: v.decode(errors="replace") for k, v in headers})
+        context = extract({k: (v or b"").decode(errors="replace") for k, v in headers})
         with tracer.start_as_current_span(
             f"{record.topic} process",
             context=context,
@@ -189,10 +225,18 @@ class EventConsumer:
                 "messaging.consumer.group.name": self._group_id,
             },
         ) as span:
-            reason = await self._handle(record, span)
-            if reason is not None:
-                span.set_status(Status(StatusCode.ERROR, reason))
-                await self._dead_letter(record, reason)
+            try:
+                reason = await self._handle(record, span)
+            except _Interrupted:
+                raise
+            except Exception as exc:  # a record must never stop the consumer: dead-letter it
+                log.exception("unexpected failure handling a record")
+                reason = f"unexpected failure: {failure_reason(exc)}"
+            if reason is None:
+                return False
+            span.set_status(Status(StatusCode.ERROR, reason))
+            await self._dead_letter(record, reason)
+            return True
 
     async def _handle(self, record: ConsumerRecord, span: trace.Span) -> str | None:
         """Run the handler with retries; the reason to dead-letter, or None when done."""
@@ -218,19 +262,22 @@ class EventConsumer:
             except PermanentFailure as exc:
                 return f"permanent failure: {exc}"
             except DETERMINISTIC_ERRORS as exc:
-                return f"permanent failure: {exc!r}"
-            except INFRASTRUCTURE_ERRORS as exc:
-                # Not the message's fault: keep it, wait, try again (never dead-letter for it).
-                attempt -= 1
-                log.warning("infrastructure failure; retrying", error=repr(exc))
-                await self._pause(self._retry.delay(3))
-                continue
+                return f"permanent failure: {failure_reason(exc)}"
             except Exception as exc:
+                if is_infrastructure_failure(exc):
+                    # Not the message's fault: keep it, wait, try again (never dead-letter it).
+                    attempt -= 1
+                    log.warning("infrastructure failure; retrying", error=failure_reason(exc))
+                    await self._pause(self._retry.delay(3))
+                    continue
                 log.warning(
-                    "handler failed", event_type=cloud_event.type, attempt=attempt, error=repr(exc)
+                    "handler failed",
+                    event_type=cloud_event.type,
+                    attempt=attempt,
+                    error=failure_reason(exc),
                 )
                 if attempt >= self._retry.max_attempts:
-                    return f"handler failed {attempt} times: {exc!r}"
+                    return f"handler failed {attempt} times: {failure_reason(exc)}"
                 await self._pause(self._retry.delay(attempt))
                 continue
             self._metrics.handler_seconds.labels(cloud_event.type).observe(
@@ -283,7 +330,7 @@ class EventConsumer:
                 await delivery
                 break
             except KafkaError as exc:
-                log.warning("dead-letter publish failed; retrying", error=repr(exc))
+                log.warning("dead-letter publish failed; retrying", error=failure_reason(exc))
                 await self._pause(self._retry.delay(3))
         self.dead_lettered += 1
         self._metrics.dead_letters.labels(record.topic).inc()

@@ -130,8 +130,15 @@ async def assert_tenant_tables_force_rls(conn: asyncpg.Connection, schema: str) 
 
 
 async def _ensure_schema_and_role(conn: asyncpg.Connection, schema: str, role: str) -> None:
-    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-    if not exists:
+    existing = await conn.fetchrow(
+        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", role
+    )
+    if existing is not None and (existing["rolsuper"] or existing["rolbypassrls"]):
+        raise MigrationError(
+            f"role {role} is a superuser or bypasses row-level security; "
+            "the service role must be subject to it"
+        )
+    if existing is None:
         # NOLOGIN: the service connects as its own login (production) or SETs this role (local).
         await conn.execute(f"CREATE ROLE {quote_ident(role)} NOLOGIN NOSUPERUSER NOBYPASSRLS")
     is_super = await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")

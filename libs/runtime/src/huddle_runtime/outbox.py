@@ -118,6 +118,8 @@ class OutboxRelay:
             await conn.add_listener(self.channel, self._on_notify)
             log.info("outbox relay active", schema=self._schema)
             while not self._stopping.is_set():
+                # A lost lock connection ends this round (and the lock); take it again.
+                await conn.fetchval("SELECT 1")
                 await self.drain()
                 await self._sleep(self._poll_seconds)
         finally:
@@ -140,6 +142,11 @@ class OutboxRelay:
 
     async def _publish_batch(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
+            # Batches never interleave, even if a relay has not yet noticed it lost the
+            # session lock to another: per-key order holds whatever happens to connections.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", self.lock_key + ".batch"
+            )
             rows = await conn.fetch(
                 "SELECT id, topic, key, value, headers FROM outbox"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",

@@ -123,26 +123,36 @@ class Runtime:
         log.info("service started", consumes=d.consumed_topics, relay=self.relay is not None)
 
     async def stop(self) -> None:
-        """Reverse order: consumer (commits its batch), relay (drains), producer, pool."""
+        """Reverse order: the consumer finishes and commits its batch (its handlers may still
+        write outbox rows), then schedulers, then the relay finishes its batch in hand (rows left
+        are published by the next relay), then the producer and the pool."""
         grace = self.settings.delivery.shutdown_grace_seconds
         if self.consumer is not None:
             self.consumer.stop()
-        if self.relay is not None:
-            self.relay.stop()
-        self.stopping.set()
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        if self.consumer is not None:
+            await self._wait_for(["event consumer"], grace)
             with contextlib.suppress(Exception):
                 await self.consumer.close()
+        self.stopping.set()
+        await self._wait_for(
+            [t.get_name() for t in self._tasks if t.get_name() != "outbox relay"], grace
+        )
+        if self.relay is not None:
+            self.relay.stop()
+        await self._wait_for(["outbox relay"], grace)
         if self.producer is not None:
             await self.producer.stop()
         if self.pool is not None:
             await self.pool.close()
         log.info("service stopped")
+
+    async def _wait_for(self, names: list[str], grace: float) -> None:
+        tasks = [t for t in self._tasks if t.get_name() in names and not t.done()]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}

@@ -85,6 +85,19 @@ class AuthSettings(BaseSettings):
             raise ValueError("set HUDDLE_AUTH_JWKS_URL or HUDDLE_AUTH_JWKS_FILE, not both")
         return self
 
+    @field_validator("jwks_url")
+    @classmethod
+    def _https_only(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None:
+            return value
+        url = urlsplit(value)
+        loopback = url.hostname in ("localhost", "127.0.0.1", "::1")
+        if url.scheme != "https" and not (url.scheme == "http" and loopback):
+            raise ValueError("HUDDLE_AUTH_JWKS_URL must be https (plain http only on loopback)")
+        return value
+
     @property
     def configured(self) -> bool:
         return bool(self.jwks_url or self.jwks_file)
@@ -139,7 +152,8 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     pseudonym_key: SecretStr = SecretStr("local-development-only-pseudonym-key")
-    environment: Literal["local", "test", "production"] = "local"
+    # Fails closed: development secrets are refused unless the environment says local or test.
+    environment: Literal["local", "test", "production"] = "production"
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)

@@ -55,6 +55,7 @@ async def probe(database_url: str, topics: str) -> ProbeFactory:
         name = f"probe_{uuid.uuid4().hex[:8]}"
         settings = ServiceSettings(
             service=name,
+            environment="test",
             database=DatabaseSettings(url=database_url, pool_max_size=5),
             kafka=KafkaSettings(bootstrap_servers=topics),
             delivery=DeliverySettings(relay_poll_seconds=0.2, **delivery),

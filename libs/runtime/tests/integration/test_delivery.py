@@ -21,6 +21,7 @@ from huddle_runtime.outbox import OutboxRelay
 from huddle_runtime.settings import ServiceSettings
 from huddle_runtime.tenancy import Tenant
 from huddle_runtime.unit_of_work import UnitOfWork, unit_of_work
+from opentelemetry.sdk.trace import TracerProvider
 
 pytestmark = pytest.mark.integration
 
@@ -90,9 +91,12 @@ async def test_relay_publishes_committed_events_in_order_and_empties_the_outbox(
     # One peer certified year after year: one key, so Kafka must keep the order.
     peer = "p_" + uuid.uuid4().hex
     events = [peer_certified(peer, 2000 + i) for i in range(20)]
-    for event in events:
-        async with unit_of_work(pool, Tenant("north"), source="/huddle/probe") as uow:
-            uow.publish(event)
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("certify") as span:  # the trace must travel with the rows
+        for event in events:
+            async with unit_of_work(pool, Tenant("north"), source="/huddle/probe") as uow:
+                uow.publish(event)
+    trace_id = format(span.get_span_context().trace_id, "032x")
     with pytest.raises(RuntimeError):  # a rolled-back unit of work leaves nothing to publish
         async with unit_of_work(pool, Tenant("north"), source="/huddle/probe") as uow:
             uow.publish(peer_certified(peer, 1999))
@@ -116,7 +120,7 @@ async def test_relay_publishes_committed_events_in_order_and_empties_the_outbox(
     years = [PeerCertified.model_validate_json(ce.data).certified_at.year for ce in mine]
     assert years == [2000 + i for i in range(20)]
     assert all(ce.source == "/huddle/probe" and ce.subject == peer for ce in mine)
-    assert all(ce.traceparent is None or ce.traceparent.startswith("00-") for ce in mine)
+    assert all(ce.traceparent and ce.traceparent.split("-")[1] == trace_id for ce in mine)
     await producer.stop()
     await pool.close()
 

@@ -121,3 +121,18 @@ async def test_the_service_role_is_not_a_superuser_and_cannot_bypass_rls(
         assert (row["rolsuper"], row["rolbypassrls"]) == (False, False)
     finally:
         await pool.close()
+
+
+async def test_migrations_refuse_a_service_role_that_bypasses_rls(
+    probe: ProbeFactory, admin: asyncpg.Connection, probe_migration: Migration
+) -> None:
+    settings = await probe()
+    evil = f"huddle_evil_{uuid.uuid4().hex[:6]}"
+    await admin.execute(f'CREATE ROLE "{evil}" NOLOGIN BYPASSRLS')
+    with pytest.raises(MigrationError, match="bypasses row-level security"):
+        await migrate(
+            admin,
+            schema=settings.schema_name,
+            role=evil,
+            migrations=[*runtime_migrations(), probe_migration],
+        )

@@ -59,7 +59,7 @@ def consumer(producer: FakeProducer) -> EventConsumer:
 
 
 def headers_of(sent: dict[str, Any]) -> dict[str, str]:
-    return {k: v.decode() for k, v in sent["headers"]}
+    return {k: (v or b"").decode() for k, v in sent["headers"]}
 
 
 async def test_a_record_without_cloudevent_headers_goes_to_the_dead_letter_topic() -> None:
@@ -104,3 +104,33 @@ async def test_invalid_event_data_is_dead_lettered_without_repeating_the_values(
     assert "Jane" not in headers["dlt.reason"] and "555" not in headers["dlt.reason"]
     # The original CloudEvent headers travel on with the dead letter, unchanged.
     assert headers["ce_id"] == "1" and headers["ce_type"] == "huddle.support_requested.v1"
+
+
+async def test_a_null_header_value_is_dead_lettered_not_fatal() -> None:
+    producer = FakeProducer()
+    await consumer(producer)._process(record(b"{}", [("ce_id", None), ("traceparent", None)]))  # type: ignore[list-item]
+    assert headers_of(producer.sent[0])["dlt.reason"].startswith("undecodable:")
+
+
+def test_failure_reasons_name_the_error_never_its_message() -> None:
+    import asyncpg
+    from huddle_runtime.consumer import failure_reason
+
+    error = asyncpg.UniqueViolationError("Key (email)=(jane@example.org) already exists")
+    assert "jane" not in failure_reason(error)
+    assert failure_reason(RuntimeError("Jane Doe")) == "RuntimeError"
+
+
+def test_platform_failures_are_told_apart_from_message_failures() -> None:
+    import asyncpg
+    from aiokafka.errors import KafkaConnectionError
+    from huddle_runtime.consumer import is_infrastructure_failure
+
+    assert is_infrastructure_failure(asyncpg.CannotConnectNowError())
+    assert is_infrastructure_failure(asyncpg.QueryCanceledError())  # statement timeout
+    assert is_infrastructure_failure(asyncpg.SerializationError())
+    assert is_infrastructure_failure(ConnectionRefusedError())
+    assert is_infrastructure_failure(KafkaConnectionError())
+    assert not is_infrastructure_failure(asyncpg.UndefinedColumnError())
+    assert not is_infrastructure_failure(ValueError("bug"))
+    assert not is_infrastructure_failure(FileNotFoundError())

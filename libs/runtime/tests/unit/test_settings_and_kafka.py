@@ -42,6 +42,7 @@ def test_sasl_ssl_with_scram_verifies_the_broker_certificate() -> None:
 
 
 def test_sasl_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUDDLE_ENVIRONMENT", "local")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-0:9093,kafka-1:9093")
     monkeypatch.setenv("HUDDLE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("HUDDLE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
@@ -60,7 +61,7 @@ def test_sasl_without_credentials_is_refused_with_the_missing_variables() -> Non
 def test_production_refuses_the_development_pseudonym_key_and_a_missing_jwks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("HUDDLE_ENVIRONMENT", "production")
+    monkeypatch.delenv("HUDDLE_ENVIRONMENT", raising=False)  # production unless said otherwise
     with pytest.raises(ValidationError, match="HUDDLE_PSEUDONYM_KEY"):
         ServiceSettings.load("intake", http_port=8001)
     monkeypatch.setenv("HUDDLE_PSEUDONYM_KEY", "a-real-secret-from-the-vault")
@@ -73,6 +74,7 @@ def test_production_refuses_the_development_pseudonym_key_and_a_missing_jwks(
 def test_the_port_comes_from_the_service_unless_the_environment_sets_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("HUDDLE_ENVIRONMENT", "local")
     assert ServiceSettings.load("intake", http_port=8001).http_port == 8001
     monkeypatch.setenv("HUDDLE_HTTP_PORT", "9101")
     assert ServiceSettings.load("intake", http_port=8001).http_port == 9101
@@ -90,3 +92,12 @@ def test_pseudonyms_are_stable_per_network_and_unlinkable_across_networks() -> N
     assert north != pseudonym_for(key, "south", "E1001")
     assert north != pseudonym_for(SecretStr("other" * 8), "north", "E1001")
     assert "E1001" not in north and north.startswith("p_")
+
+
+def test_signing_keys_are_fetched_over_https_only() -> None:
+    from huddle_runtime.settings import AuthSettings
+
+    assert AuthSettings(jwks_url="https://idp.example/jwks.json").jwks_url
+    assert AuthSettings(jwks_url="http://127.0.0.1:8080/jwks.json").jwks_url
+    with pytest.raises(ValidationError, match="https"):
+        AuthSettings(jwks_url="http://idp.example/jwks.json")
