@@ -158,6 +158,21 @@ class SupportRequested(Event):
     """Everyone involved in the same adverse event: never matched as a peer for it."""
 
 
+class OfferMade(Event):
+    """A case was offered to a peer, who must answer by ``respond_by`` (they are paged)."""
+
+    event_type: ClassVar[str] = "huddle.offer_made.v1"
+    subject_field: ClassVar[str] = "case_id"
+    time_field: ClassVar[str] = "offered_at"
+
+    case_id: UUID
+    offer_id: UUID
+    peer: Pseudonym
+    urgency: Urgency
+    offered_at: AwareDatetime
+    respond_by: AwareDatetime
+
+
 class PeerMatched(Event):
     """A trained peer accepted a case; the first contact is now theirs to make."""
 

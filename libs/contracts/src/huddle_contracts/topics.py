@@ -59,10 +59,10 @@ SUPPORT_REQUESTED = Topic(
 PEER_MATCHED = Topic(
     name="huddle.peer-matched.v1",
     key="case id",
-    event_types=("huddle.peer_matched.v1",),
+    event_types=("huddle.offer_made.v1", "huddle.peer_matched.v1"),
     publishers=frozenset({"matching"}),
     consumers=frozenset({"intake", "sessions", "analytics"}),
-    description="A trained peer was matched to a case.",
+    description="A case was offered to a peer, and a peer accepted it.",
 )
 SESSION_COMPLETED = Topic(
     name="huddle.session-completed.v1",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
-from huddle_contracts.events import MatchEscalated, PeerMatched
+from huddle_contracts.events import MatchEscalated, OfferMade, PeerMatched
 from huddle_contracts.vocabulary import EscalationReason
 from huddle_runtime.unit_of_work import UnitOfWork
 
@@ -131,6 +131,18 @@ async def _make_offer(
         reasons=candidate.score.reasons,
     )
     await repo.add_offer(uow.conn, search.need.network_id, offer)
+    uow.publish(
+        OfferMade(
+            network_id=search.need.network_id,
+            hospital_id=search.need.hospital_id,
+            case_id=offer.case_id,
+            offer_id=offer.offer_id,
+            peer=offer.peer,
+            urgency=search.need.urgency,
+            offered_at=offer.offered_at,
+            respond_by=offer.respond_by,
+        )
+    )
     await repo.update_search(
         uow.conn,
         search.need.case_id,
