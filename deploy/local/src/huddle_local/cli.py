@@ -18,6 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 from huddle_local._util import pid_alive
+from huddle_local.demo import seed as seed_demo
 from huddle_local.stack import SERVICES, LocalStack, Ports, StackState, wait_for_signal
 
 app = typer.Typer(
@@ -55,6 +56,9 @@ def up(
     training_port: Annotated[int, typer.Option(envvar="HUDDLE_TRAINING_PORT")] = 8004,
     analytics_port: Annotated[int, typer.Option(envvar="HUDDLE_ANALYTICS_PORT")] = 8005,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every /readyz.")] = 120,
+    demo: Annotated[
+        bool, typer.Option(help="Seed the demo network (peers on call, referral catalogues).")
+    ] = True,
 ) -> None:
     """Start Kafka, PostgreSQL and the five services; wait until all are ready."""
     ports = Ports(
@@ -122,6 +126,15 @@ def up(
         stack.stop(state, say=lambda m: console.print(m))
         raise typer.Exit(1)
 
+    if demo:
+        with console.status("Seeding the demo network…"):
+            try:
+                for line in seed_demo(stack.issuer, ports.services):
+                    console.print(f"[green]✓[/] demo: {line}")
+            except Exception as exc:
+                console.print(f"[red]Seeding the demo network failed: {exc}")
+                stack.stop(state, say=lambda m: console.print(m))
+                raise typer.Exit(1) from exc
     _print_addresses(state, stack, seconds=time.monotonic() - started)
     if detach:
         return

@@ -1,4 +1,4 @@
-"""Intake: the front door for support requests (and, next, adverse-event reports)."""
+"""Intake: the front door for support requests, and the workforce directory they resolve through."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from huddle_runtime.service import ServiceDefinition
 from huddle_runtime.settings import ServiceSettings
 
 from huddle_intake.adapters.contact_vault import ContactVault
-from huddle_intake.entrypoints import http
+from huddle_intake.application.workforce_directory import DirectoryKeys
+from huddle_intake.entrypoints import directory, http, scim
 from huddle_intake.settings import IntakeSettings
 
 
@@ -18,15 +19,17 @@ def configure(app: FastAPI, settings: ServiceSettings) -> None:
     if settings.environment == "production":
         intake.refuse_development_defaults()
     app.state.contact_vault = ContactVault(intake.contact_key)
+    app.state.directory_keys = DirectoryKeys(settings.pseudonym_key, app.state.contact_vault)
 
 
 DEFINITION = ServiceDefinition(
     name="intake",
     title="Huddle intake",
-    description="Support requests from workers, colleagues and managers. Stores contact details "
+    description="Support requests from workers, colleagues and managers, and the workforce "
+    "directory (SCIM 2.0 provisioning at /scim/v2, or a CSV import). Stores contact details "
     "encrypted and publishes SupportRequested through its outbox.",
     default_port=8001,
     migrations=Path(__file__).parent / "adapters" / "migrations",
-    routers=(http.router,),
+    routers=(http.router, directory.router, scim.router),
     configure=configure,
 )

@@ -14,6 +14,10 @@ class RequestRefused(ValueError):
     """The request breaks a programme rule; the message says which."""
 
 
+PHONE_PATTERN = r"^\+?[0-9 ()-]{6,20}$"
+"""A phone number as people write it: digits, spaces, brackets, hyphens, a leading plus."""
+
+
 @dataclass(frozen=True)
 class ContactDetails:
     """How the assigned peer may reach the worker; never leaves intake unsealed."""

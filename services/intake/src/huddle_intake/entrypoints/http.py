@@ -22,12 +22,17 @@ from huddle_intake.application.support_requests import (
     get_support_request,
     submit_support_request,
 )
-from huddle_intake.domain.support_request import ContactDetails, RequestRefused, SupportRequest
+from huddle_intake.domain.support_request import (
+    PHONE_PATTERN,
+    ContactDetails,
+    RequestRefused,
+    SupportRequest,
+)
 
 router = APIRouter(prefix="/v1/support-requests", tags=["support requests"])
 
 _STRICT = ConfigDict(extra="forbid")
-PhoneNumber = Annotated[str, Field(pattern=r"^\+?[0-9 ()-]{6,20}$")]
+PhoneNumber = Annotated[str, Field(pattern=PHONE_PATTERN)]
 
 
 class ContactIn(BaseModel):

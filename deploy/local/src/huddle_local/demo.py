@@ -1,0 +1,109 @@
+"""A demo network for `huddle up`: two hospitals, certified peers on call, a referral catalogue,
+so that the README's walkthrough works on a fresh machine. Idempotent: safe on every start."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from huddle_local.issuer import LocalIssuer
+
+NETWORK = "demo"
+
+
+@dataclass(frozen=True)
+class DemoPeer:
+    staff_ref: str
+    hospital: str
+    unit: str
+    discipline: str
+    clinical_area: str
+    languages: tuple[str, ...]
+
+
+PEERS = (
+    DemoPeer("PEER-ANA", "general", "surgery", "nurse", "surgery", ("en", "es")),
+    DemoPeer("PEER-BEN", "general", "emergency", "physician", "emergency", ("en",)),
+    DemoPeer("PEER-CHI", "general", "oncology", "nurse", "oncology", ("en", "fr")),
+    DemoPeer("PEER-DEV", "general", "icu", "allied_health", "icu", ("en",)),
+    DemoPeer("PEER-EVA", "st-luke", "emergency", "nurse", "emergency", ("en", "de")),
+    DemoPeer("PEER-FIN", "st-luke", "paediatrics", "physician", "paediatrics", ("en",)),
+)
+
+CATALOGUE = [
+    {"resource": "eap", "label": "Employee Assistance Programme", "how_to_reach": "ext. 4357"},
+    {"resource": "psychologist", "label": "Staff psychology service", "how_to_reach": "ext. 2210"},
+    {"resource": "chaplain", "label": "Chaplaincy", "how_to_reach": "ext. 1000"},
+    {"resource": "crisis_line", "label": "Crisis line (24/7)", "how_to_reach": "988"},
+]
+
+
+def seed(issuer: LocalIssuer, ports: dict[str, int]) -> list[str]:
+    """Create what is missing; returns what was done, one line per step."""
+    admin = {"Authorization": "Bearer " + issuer.mint(role="network_admin", network=NETWORK)}
+    done: list[str] = []
+
+    def url(service: str, path: str) -> str:
+        return f"http://127.0.0.1:{ports[service]}{path}"
+
+    with httpx.Client(timeout=10, headers=admin) as http:
+        for peer in PEERS:
+            registered = http.post(
+                url("training", "/v1/peers"),
+                json={
+                    "staff_ref": peer.staff_ref,
+                    "hospital_id": peer.hospital,
+                    "unit_id": peer.unit,
+                    "discipline": peer.discipline,
+                    "clinical_area": peer.clinical_area,
+                    "languages": list(peer.languages),
+                },
+            )
+            if registered.status_code == 409:
+                continue  # already on the roster from an earlier start
+            registered.raise_for_status()
+            pseudonym = registered.json()["peer"]
+            http.post(
+                url("training", f"/v1/peers/{pseudonym}/certifications"), json={}
+            ).raise_for_status()
+            done.append(f"certified {peer.staff_ref} ({peer.discipline}, {peer.hospital})")
+        now = datetime.now(UTC)
+        waiting = list(PEERS)
+        deadline = time.monotonic() + 30
+        while waiting and time.monotonic() < deadline:
+            peer = waiting.pop(0)
+            shift = http.post(
+                url("matching", "/v1/rota/shifts"),
+                json={
+                    "peer": demo_pseudonym(peer.staff_ref),
+                    "hospital_id": peer.hospital,
+                    "starts_at": (now - timedelta(minutes=5)).isoformat(),
+                    "ends_at": (now + timedelta(days=7)).isoformat(),
+                },
+            )
+            if shift.status_code == 404:  # matching has not consumed the certification yet
+                waiting.append(peer)
+                time.sleep(0.2)
+                continue
+            shift.raise_for_status()
+        if waiting:
+            raise RuntimeError("matching did not learn of the demo peers' certifications in 30 s")
+        done.append("put every demo peer on call for a week")
+        for hospital in ("general", "st-luke"):
+            http.put(
+                url("sessions", f"/v1/hospitals/{hospital}/referral-catalogue"), json=CATALOGUE
+            ).raise_for_status()
+        done.append("referral catalogues for general and st-luke")
+    return done
+
+
+def demo_pseudonym(staff_ref: str) -> str:
+    """The pseudonym the local stack's services derive (they run with the development key)."""
+    from huddle_runtime.pseudonyms import pseudonym_for
+    from huddle_runtime.settings import ServiceSettings
+
+    key = ServiceSettings.model_fields["pseudonym_key"].default
+    return pseudonym_for(key, NETWORK, staff_ref)
