@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,12 @@ log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("huddle.consumer")
 
 Handler = Callable[[UnitOfWork, Event, CloudEvent], Awaitable[None]]
+# For CloudEvents from outside Huddle (no contract model): the handler parses ``data`` itself.
+RawHandler = Callable[[UnitOfWork, CloudEvent], Awaitable[None]]
+
+NETWORK_EXTENSION = "network"
+"""CloudEvents extension (header ``ce_network``) naming the tenant of a raw inbound event."""
+_NETWORK = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 # SQLSTATE classes and codes that say "the platform, not the message": retried until they pass.
 _TRANSIENT_SQLSTATES = ("08", "53", "57P", "40001", "40P01", "57014")
@@ -124,6 +131,7 @@ class EventConsumer:
         handlers: Mapping[str, Handler],
         metrics: Metrics,
         retry: RetryPolicy,
+        raw_handlers: Mapping[str, RawHandler] | None = None,
     ) -> None:
         self._consumer = consumer
         self._producer = producer
@@ -132,6 +140,7 @@ class EventConsumer:
         self._source = source
         self._topics = topics
         self._handlers = dict(handlers)
+        self._raw_handlers = dict(raw_handlers or {})
         self._metrics = metrics
         self._retry = retry
         self._stopping = asyncio.Event()
@@ -243,14 +252,32 @@ class EventConsumer:
         try:
             cloud_event = from_record(record.headers, record.value)
             span.set_attribute("messaging.message.id", cloud_event.id)
+            raw = self._raw_handlers.get(cloud_event.type)
             handler = self._handlers.get(cloud_event.type)
-            if handler is None:
-                if cloud_event.type in EVENT_TYPES:
-                    # Another event on a shared topic (e.g. SessionCompleted beside CaseClosed).
-                    self._metrics.events_handled.labels(cloud_event.type, "ignored").inc()
-                    return None
+            if raw is not None:
+                network = cloud_event.extensions.get(NETWORK_EXTENSION, "")
+                if not _NETWORK.fullmatch(network):
+                    return "inbound event has no valid ce_network extension naming its network"
+                tenant = Tenant(network_id=network)
+
+                def work(uow: UnitOfWork) -> Awaitable[None]:
+                    assert raw is not None
+                    return raw(uow, cloud_event)
+
+            elif handler is not None:
+                event = decode_event(cloud_event)
+                tenant = Tenant(network_id=event.network_id)
+
+                def work(uow: UnitOfWork) -> Awaitable[None]:
+                    assert handler is not None
+                    return handler(uow, event, cloud_event)
+
+            elif cloud_event.type in EVENT_TYPES:
+                # Another event on a shared topic (e.g. SessionCompleted beside CaseClosed).
+                self._metrics.events_handled.labels(cloud_event.type, "ignored").inc()
+                return None
+            else:
                 return f"unknown event type {cloud_event.type!r} (no contract in this version)"
-            event = decode_event(cloud_event)
         except CloudEventError as exc:
             return f"undecodable: {exc}"
         attempt = 0
@@ -258,7 +285,7 @@ class EventConsumer:
             attempt += 1
             started = time.perf_counter()
             try:
-                outcome = await self._handle_once(record, cloud_event, event, handler)
+                outcome = await self._handle_once(record, cloud_event, tenant, work)
             except PermanentFailure as exc:
                 return f"permanent failure: {exc}"
             except DETERMINISTIC_ERRORS as exc:
@@ -287,9 +314,12 @@ class EventConsumer:
             return None
 
     async def _handle_once(
-        self, record: ConsumerRecord, cloud_event: CloudEvent, event: Event, handler: Handler
+        self,
+        record: ConsumerRecord,
+        cloud_event: CloudEvent,
+        tenant: Tenant,
+        work: Callable[[UnitOfWork], Awaitable[None]],
     ) -> str:
-        tenant = Tenant(network_id=event.network_id)
         async with unit_of_work(self._pool, tenant, source=self._source) as uow:
             inserted = await uow.conn.fetchval(
                 """INSERT INTO inbox (consumer, source, event_id, event_type, topic,
@@ -307,7 +337,7 @@ class EventConsumer:
             if not inserted:
                 self.duplicates += 1
                 return "duplicate"
-            await handler(uow, event, cloud_event)
+            await work(uow)
         self.handled += 1
         return "handled"
 

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from huddle_runtime import database, health
 from huddle_runtime.auth import TokenVerifier
-from huddle_runtime.consumer import EventConsumer, Handler, RetryPolicy
+from huddle_runtime.consumer import EventConsumer, Handler, RawHandler, RetryPolicy
 from huddle_runtime.kafka import new_consumer, new_producer
 from huddle_runtime.metrics import Metrics
 from huddle_runtime.outbox import OutboxRelay
@@ -43,6 +43,8 @@ class ServiceDefinition:
     migrations: Path
     routers: Sequence[APIRouter] = ()
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    # CloudEvents from outside Huddle (e.g. incident systems' raw reports), keyed by type.
+    raw_handlers: Mapping[str, RawHandler] = field(default_factory=dict)
     publishes: bool = True
     # Builds service-specific state (its own settings, adapters) onto app.state, once.
     configure: Callable[[FastAPI, ServiceSettings], None] | None = None
@@ -51,7 +53,7 @@ class ServiceDefinition:
 
     @property
     def consumed_topics(self) -> list[str]:
-        return sorted({topic_for_event_type(t).name for t in self.handlers})
+        return sorted({topic_for_event_type(t).name for t in (*self.handlers, *self.raw_handlers)})
 
 
 class Runtime:
@@ -100,7 +102,7 @@ class Runtime:
                 poll_seconds=s.delivery.relay_poll_seconds,
             )
             self._spawn("outbox relay", self.relay.run)
-        if d.handlers and s.delivery.consumer_enabled:
+        if (d.handlers or d.raw_handlers) and s.delivery.consumer_enabled:
             self.consumer = EventConsumer(
                 consumer=new_consumer(s.kafka, group_id=s.consumer_group, client_id=d.name),
                 producer=self.producer,
@@ -109,6 +111,7 @@ class Runtime:
                 source=self.source,
                 topics=d.consumed_topics,
                 handlers=d.handlers,
+                raw_handlers=d.raw_handlers,
                 metrics=self.metrics,
                 retry=RetryPolicy(
                     s.delivery.consumer_max_attempts,
@@ -166,7 +169,9 @@ class Runtime:
             if self.producer
             else "not started"
         )
-        if self.definition.handlers and self.settings.delivery.consumer_enabled:
+        if (
+            self.definition.handlers or self.definition.raw_handlers
+        ) and self.settings.delivery.consumer_enabled:
             checks["kafka_consumer"] = (
                 "ok"
                 if self.consumer is not None and self.consumer.ready

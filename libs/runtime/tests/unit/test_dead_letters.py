@@ -134,3 +134,32 @@ def test_platform_failures_are_told_apart_from_message_failures() -> None:
     assert not is_infrastructure_failure(asyncpg.UndefinedColumnError())
     assert not is_infrastructure_failure(ValueError("bug"))
     assert not is_infrastructure_failure(FileNotFoundError())
+
+
+async def test_an_inbound_event_without_its_network_is_dead_lettered() -> None:
+    producer = FakeProducer()
+
+    async def never(*_: object) -> None:
+        raise AssertionError("must not run")
+
+    inbound = EventConsumer(
+        consumer=None,  # type: ignore[arg-type]
+        producer=producer,  # type: ignore[arg-type]
+        pool=None,  # type: ignore[arg-type]
+        group_id="huddle.intake",
+        source="/huddle/intake",
+        topics=["huddle.inbound.adverse-events.v1"],
+        handlers={},
+        raw_handlers={"huddle.inbound.adverse_event.v1": never},
+        metrics=Metrics(),
+        retry=RetryPolicy(max_attempts=1),
+    )
+    ce = CloudEvent(
+        id="r-1",
+        source="/incident-system",
+        type="huddle.inbound.adverse_event.v1",
+        data=b"{}",
+        extensions={"network": "Not A Slug"},
+    )
+    await inbound._process(record(ce.data, to_headers(ce)))
+    assert "ce_network" in headers_of(producer.sent[0])["dlt.reason"]
