@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import structlog
@@ -70,6 +71,8 @@ class Runtime:
         self.failure: str | None = None
         # Set on shutdown: background tasks finish their round and return.
         self.stopping = asyncio.Event()
+        # Service-specific objects that `configure` builds once, for tasks and handlers to use.
+        self.state: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     @property

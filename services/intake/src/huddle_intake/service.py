@@ -9,6 +9,7 @@ from huddle_runtime.service import ServiceDefinition
 from huddle_runtime.settings import ServiceSettings
 
 from huddle_intake.adapters.contact_vault import ContactVault
+from huddle_intake.application import request_journey as journey
 from huddle_intake.application.workforce_directory import DirectoryKeys
 from huddle_intake.entrypoints import directory, http, scim
 from huddle_intake.settings import IntakeSettings
@@ -19,6 +20,8 @@ def configure(app: FastAPI, settings: ServiceSettings) -> None:
     if settings.environment == "production":
         intake.refuse_development_defaults()
     app.state.contact_vault = ContactVault(intake.contact_key)
+    app.state.intake_settings = intake
+    app.state.runtime.state["intake_settings"] = intake
     app.state.directory_keys = DirectoryKeys(settings.pseudonym_key, app.state.contact_vault)
 
 
@@ -30,6 +33,8 @@ DEFINITION = ServiceDefinition(
     "encrypted and publishes SupportRequested through its outbox.",
     default_port=8001,
     migrations=Path(__file__).parent / "adapters" / "migrations",
-    routers=(http.router, directory.router, scim.router),
+    routers=(http.router, http.crisis_router, directory.router, scim.router),
+    handlers=journey.SUBSCRIPTIONS,
+    tasks=(journey.purge_contact_details,),
     configure=configure,
 )

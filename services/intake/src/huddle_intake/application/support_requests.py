@@ -12,8 +12,11 @@ from huddle_contracts.vocabulary import Discipline, Mode, Origin, Urgency
 from huddle_runtime.auth import Principal
 from huddle_runtime.service import Runtime
 
+from huddle_intake.adapters import journey_repository as journey
 from huddle_intake.adapters import repository
 from huddle_intake.adapters.contact_vault import ContactVault
+from huddle_intake.application import workforce_directory as directory
+from huddle_intake.domain.request_journey import a_crisis_never_waits_for_a_peer, crisis_referral
 from huddle_intake.domain.support_request import ContactDetails, SupportRequest, requester_of
 
 
@@ -58,7 +61,29 @@ async def submit_support_request(
             await repository.add_contact(
                 uow.conn, request=request, sealed=vault.seal(command.contact)
             )
-        uow.publish(request.to_event())
+        await journey.add_step(
+            uow.conn,
+            network_id=request.network_id,
+            case_id=request.case_id,
+            kind="requested",
+            at=request.requested_at,
+            detail={"urgency": request.urgency.value},
+        )
+        line = await directory.reporting_line(
+            uow.conn, network_id=request.network_id, pseudonym=request.requester
+        )
+        uow.publish(request.to_event().model_copy(update={"reporting_line": line}))
+        if a_crisis_never_waits_for_a_peer(request.urgency):
+            referral = crisis_referral(request, request.requested_at)
+            uow.publish(referral)
+            await journey.add_step(
+                uow.conn,
+                network_id=request.network_id,
+                case_id=request.case_id,
+                kind="referred_to_crisis_support",
+                at=referral.made_at,
+            )
+            await journey.set_status(uow.conn, request.case_id, "referred")
     return request
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -14,20 +15,25 @@ from huddle_runtime.problems import NotFound, Problem
 from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.service import Runtime
 from huddle_runtime.settings import ServiceSettings
+from huddle_runtime.unit_of_work import UnitOfWork
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from huddle_intake.adapters import journey_repository as journey
 from huddle_intake.adapters.contact_vault import ContactVault
+from huddle_intake.application.request_journey import NotAllowed, release_contact, withdraw
 from huddle_intake.application.support_requests import (
     SubmitSupportRequest,
     get_support_request,
     submit_support_request,
 )
+from huddle_intake.domain.request_journey import a_crisis_never_waits_for_a_peer
 from huddle_intake.domain.support_request import (
     PHONE_PATTERN,
     ContactDetails,
     RequestRefused,
     SupportRequest,
 )
+from huddle_intake.settings import IntakeSettings
 
 router = APIRouter(prefix="/v1/support-requests", tags=["support requests"])
 
@@ -65,6 +71,11 @@ class SupportRequestCreate(BaseModel):
     contact: ContactIn | None = None
 
 
+class CrisisResource(BaseModel):
+    label: str = Field(min_length=1, max_length=120)
+    how_to_reach: str = Field(min_length=1, max_length=200)
+
+
 class SupportRequestRead(BaseModel):
     case_id: UUID
     status: str
@@ -74,9 +85,21 @@ class SupportRequestRead(BaseModel):
     urgency: Urgency
     preferred_mode: Mode | None
     requested_at: datetime
+    timeline: list[dict[str, Any]] = Field(
+        default=[], description="Each step: requested, offered, matched, contact, referred, closed."
+    )
+    crisis_resources: list[CrisisResource] | None = Field(
+        default=None, description="For a crisis request: who to reach now, at once."
+    )
 
     @classmethod
-    def of(cls, request: SupportRequest) -> SupportRequestRead:
+    def of(
+        cls,
+        request: SupportRequest,
+        *,
+        timeline: list[dict[str, Any]],
+        crisis_resources: list[CrisisResource] | None = None,
+    ) -> SupportRequestRead:
         return cls(
             case_id=request.case_id,
             status=request.status,
@@ -86,6 +109,9 @@ class SupportRequestRead(BaseModel):
             urgency=request.urgency,
             preferred_mode=request.preferred_mode,
             requested_at=request.requested_at,
+            # The peer's pseudonym is kept for the contact release, never shown to the requester.
+            timeline=[{k: v for k, v in step.items() if k != "peer"} for step in timeline],
+            crisis_resources=crisis_resources,
         )
 
 
@@ -150,7 +176,19 @@ async def create_support_request(
     except RequestRefused as exc:
         raise RefusedRequest(str(exc)) from exc
     response.headers["Location"] = f"/v1/support-requests/{created.case_id}"
-    return SupportRequestRead.of(created)
+    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        steps = await journey.steps(uow.conn, created.case_id)
+        current = await journey.lock_status(uow.conn, created.case_id)
+        resources = (
+            await _crisis_resources(request, uow, hospital)
+            if a_crisis_never_waits_for_a_peer(created.urgency)
+            else None
+        )
+    return SupportRequestRead.of(
+        replace(created, status=current or created.status),
+        timeline=steps,
+        crisis_resources=resources,
+    )
 
 
 @router.get(
@@ -169,4 +207,82 @@ async def read_support_request(
     )
     if found is None:
         raise NotFound(f"no support request {case_id} of yours")
-    return SupportRequestRead.of(found)
+    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        steps = await journey.steps(uow.conn, case_id)
+        resources = (
+            await _crisis_resources(request, uow, found.hospital_id)
+            if a_crisis_never_waits_for_a_peer(found.urgency)
+            else None
+        )
+    return SupportRequestRead.of(found, timeline=steps, crisis_resources=resources)
+
+
+async def _crisis_resources(
+    request: Request, uow: UnitOfWork, hospital_id: str
+) -> list[CrisisResource]:
+    configured = await journey.crisis_resources(uow.conn, hospital_id)
+    if configured:
+        return [CrisisResource(**r) for r in configured]
+    fallback: IntakeSettings = request.app.state.intake_settings
+    return [CrisisResource(label=fallback.crisis_line_label, how_to_reach=fallback.crisis_line)]
+
+
+@router.post(
+    "/{case_id}/withdrawal",
+    summary="Decline an outreach offer or withdraw your request, at any time, no questions asked",
+)
+async def withdraw_request(case_id: UUID, request: Request, principal: Requester) -> dict[str, Any]:
+    try:
+        async with _runtime(request).unit_of_work(principal.tenant) as uow:
+            now_status = await withdraw(
+                uow, case_id=case_id, caller=_caller_pseudonym(request, principal)
+            )
+    except NotAllowed as exc:
+        raise NotFound(str(exc)) from exc
+    return {"case_id": case_id, "status": now_status}
+
+
+@router.get(
+    "/{case_id}/contact-details",
+    summary="The requester's phone and e-mail, for the assigned peer only (every release audited)",
+)
+async def contact_details(
+    case_id: UUID,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_roles(Role.PEER))],
+) -> dict[str, str | None]:
+    vault: ContactVault = request.app.state.contact_vault
+    try:
+        async with _runtime(request).unit_of_work(principal.tenant) as uow:
+            contact = await release_contact(
+                uow, vault, case_id=case_id, peer=_caller_pseudonym(request, principal)
+            )
+    except NotAllowed as exc:
+        raise NotFound(str(exc)) from exc
+    return contact.as_dict()
+
+
+crisis_router = APIRouter(prefix="/v1/hospitals", tags=["crisis resources"])
+
+
+@crisis_router.put(
+    "/{hospital_id}/crisis-resources",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Who a worker in crisis is told to reach at once (crisis line, on-call psychiatry …)",
+)
+async def put_crisis_resources(
+    hospital_id: HospitalId,
+    body: Annotated[list[CrisisResource], Field(min_length=1, max_length=10)],
+    request: Request,
+    principal: Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.NETWORK_ADMIN))],
+) -> Response:
+    if Role.NETWORK_ADMIN not in principal.roles and principal.hospital_id not in (
+        None,
+        hospital_id,
+    ):
+        raise Forbidden(f"your token is for hospital {principal.hospital_id!r}")
+    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        await journey.put_crisis_resources(
+            uow.conn, principal.network_id, hospital_id, [r.model_dump() for r in body]
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

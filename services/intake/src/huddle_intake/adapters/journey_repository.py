@@ -1,0 +1,128 @@
+"""The journey tables: steps, assignment, crisis resources, audited releases of contact details."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+
+async def add_step(
+    conn: asyncpg.Connection,
+    *,
+    network_id: str,
+    case_id: UUID,
+    kind: str,
+    at: datetime,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO request_event (network_id, case_id, kind, at, detail)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb)",
+        network_id,
+        case_id,
+        kind,
+        at,
+        json.dumps(detail or {}, default=str),
+    )
+
+
+async def steps(conn: asyncpg.Connection, case_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT kind, at, detail FROM request_event WHERE case_id = $1 ORDER BY at, id", case_id
+    )
+    return [{"step": r["kind"], "at": r["at"], **json.loads(r["detail"])} for r in rows]
+
+
+async def lock_status(conn: asyncpg.Connection, case_id: UUID) -> str | None:
+    status: str | None = await conn.fetchval(
+        "SELECT status FROM support_request WHERE case_id = $1 FOR UPDATE", case_id
+    )
+    return status
+
+
+async def set_status(
+    conn: asyncpg.Connection,
+    case_id: UUID,
+    status: str,
+    *,
+    assigned_peer: str | None = None,
+    closed_at: datetime | None = None,
+) -> None:
+    await conn.execute(
+        """UPDATE support_request SET status = $2,
+                  assigned_peer = COALESCE($3, assigned_peer),
+                  closed_at = COALESCE($4, closed_at)
+            WHERE case_id = $1""",
+        case_id,
+        status,
+        assigned_peer,
+        closed_at,
+    )
+
+
+async def assigned_peer(conn: asyncpg.Connection, case_id: UUID) -> tuple[str | None, str] | None:
+    row = await conn.fetchrow(
+        "SELECT assigned_peer, status FROM support_request WHERE case_id = $1", case_id
+    )
+    return (row["assigned_peer"], row["status"]) if row else None
+
+
+async def sealed_contact(conn: asyncpg.Connection, case_id: UUID) -> bytes | None:
+    sealed: bytes | None = await conn.fetchval(
+        "SELECT sealed FROM contact_detail WHERE case_id = $1", case_id
+    )
+    return sealed
+
+
+async def record_release(
+    conn: asyncpg.Connection, *, network_id: str, case_id: UUID, peer: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO contact_release (network_id, case_id, peer) VALUES ($1, $2, $3)",
+        network_id,
+        case_id,
+        peer,
+    )
+
+
+async def crisis_resources(conn: asyncpg.Connection, hospital_id: str) -> list[dict[str, str]]:
+    rows = await conn.fetch(
+        "SELECT label, how_to_reach FROM crisis_resource WHERE hospital_id = $1 ORDER BY position",
+        hospital_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def put_crisis_resources(
+    conn: asyncpg.Connection, network_id: str, hospital_id: str, entries: list[dict[str, str]]
+) -> None:
+    await conn.execute("DELETE FROM crisis_resource WHERE hospital_id = $1", hospital_id)
+    await conn.executemany(
+        "INSERT INTO crisis_resource (network_id, hospital_id, position, label, how_to_reach)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        [
+            (network_id, hospital_id, i, e["label"], e["how_to_reach"])
+            for i, e in enumerate(entries)
+        ],
+    )
+
+
+async def closed_before(conn: asyncpg.Connection, moment: datetime) -> list[tuple[str, UUID]]:
+    """(network, case) pairs closed before ``moment`` that still hold contact details."""
+    rows = await conn.fetch(
+        """SELECT r.network_id, r.case_id FROM support_request r
+            WHERE r.status IN ('closed', 'withdrawn') AND r.closed_at < $1
+              AND EXISTS (SELECT 1 FROM contact_detail c WHERE c.case_id = r.case_id)
+            LIMIT 500""",
+        moment,
+    )
+    return [(r["network_id"], r["case_id"]) for r in rows]
+
+
+async def purge_contact(conn: asyncpg.Connection, case_id: UUID) -> bool:
+    status = await conn.execute("DELETE FROM contact_detail WHERE case_id = $1", case_id)
+    return bool(status == "DELETE 1")
