@@ -45,7 +45,7 @@ ADVERSE_EVENT_REPORTED = Topic(
     key="adverse event id",
     event_types=("huddle.adverse_event_reported.v1",),
     publishers=frozenset({"intake"}),
-    consumers=frozenset({"matching", "analytics"}),
+    consumers=frozenset({"matching", "sessions", "analytics"}),
     description="De-identified adverse events that may trigger outreach.",
 )
 SUPPORT_REQUESTED = Topic(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from huddle_contracts.events import PeerMatched
+from huddle_contracts.events import AdverseEventReported, PeerMatched
 from huddle_runtime.service import ServiceDefinition
 from huddle_runtime.settings import ServiceSettings
 
 from huddle_sessions.application.cases import Sessions, on_peer_matched
-from huddle_sessions.entrypoints import http
+from huddle_sessions.application.group_sessions import on_adverse_event_reported
+from huddle_sessions.entrypoints import groups, http
 
 SESSIONS = Sessions()
 
@@ -28,7 +29,10 @@ DEFINITION = ServiceDefinition(
     ),
     default_port=8003,
     migrations=Path(__file__).parent / "adapters" / "migrations",
-    routers=(http.router,),
-    handlers={PeerMatched.event_type: on_peer_matched},
+    routers=(http.router, groups.router),
+    handlers={
+        PeerMatched.event_type: on_peer_matched,
+        AdverseEventReported.event_type: on_adverse_event_reported,
+    },
     configure=configure,
 )
