@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email
 import json
-import socket
 import types
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import Message as EmailMessage
-from typing import Any
 
 import asyncpg
 import pytest
-import uvicorn
-from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
+from huddle_e2e.receivers import (
+    Smtp,
+    WebhookReceiver,
+    free_port,
+    smtp_receiver,
+    webhook_receiver,
+)
 from huddle_runtime import database
 from huddle_runtime.migrations import migrate, runtime_migrations, tenant_tables_without_forced_rls
 from huddle_runtime.notifications import (
     DELIVERY_HEADER,
-    SIGNATURE_HEADER,
     EmailAddress,
     InboxAddress,
     Notification,
@@ -37,7 +37,6 @@ from huddle_runtime.notifications import (
     notification_dispatcher,
     notification_status,
     notify,
-    verify_signature,
 )
 from huddle_runtime.settings import DatabaseSettings, ServiceSettings
 from huddle_runtime.tenancy import Tenant, apply_system_scope
@@ -51,96 +50,16 @@ PEER_EMAIL = "jane.doe@st-mary.example"
 BASE = "https://huddle.example"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class WebhookReceiver:
-    """An ASGI endpoint that checks every signature and answers with scripted statuses."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.statuses: list[int] = []
-        self.received: list[dict[str, Any]] = []
-        # While set, requests wait for it: a receiver that has the message but has not answered.
-        self.hold: asyncio.Event | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/paging"
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert scope["type"] == "http"
-        body = b""
-        while True:
-            event = await receive()
-            body += event.get("body", b"")
-            if not event.get("more_body"):
-                break
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        verified = verify_signature(SECRET, headers.get(SIGNATURE_HEADER.lower(), ""), body)
-        status = (self.statuses.pop(0) if self.statuses else 200) if verified else 401
-        self.received.append(
-            {
-                "delivery": headers.get(DELIVERY_HEADER.lower()),
-                "verified": verified,
-                "status": status,
-                "body": json.loads(body),
-            }
-        )
-        if self.hold is not None:
-            await self.hold.wait()
-        await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-
 @pytest.fixture
 async def webhook() -> AsyncIterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    receiver.port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        receiver, lifespan="off", log_config=None, access_log=False, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield receiver
-    server.should_exit = True
-    await task
-    sock.close()
-
-
-class Mailbox:
-    """aiosmtpd handler keeping every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
-        return "250 Message accepted for delivery"
-
-
-@dataclass
-class Smtp:
-    mailbox: Mailbox
-    port: int
+    async with webhook_receiver(SECRET) as receiver:
+        yield receiver
 
 
 @pytest.fixture
 def smtp() -> Iterator[Smtp]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield Smtp(mailbox, port)
-    controller.stop()
+    with smtp_receiver() as receiver:
+        yield receiver
 
 
 @dataclass
