@@ -46,6 +46,8 @@ class ServiceDefinition:
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     # CloudEvents from outside Huddle (e.g. incident systems' raw reports), keyed by type.
     raw_handlers: Mapping[str, RawHandler] = field(default_factory=dict)
+    # Handlers that need what `configure` built (runtime.state); bound when the service starts.
+    bind_handlers: Callable[[Runtime], Mapping[str, Handler]] | None = None
     publishes: bool = True
     # Builds service-specific state (its own settings, adapters) onto app.state, once.
     configure: Callable[[FastAPI, ServiceSettings], None] | None = None
@@ -53,8 +55,15 @@ class ServiceDefinition:
     tasks: Sequence[Callable[[Runtime], Awaitable[None]]] = ()
 
     @property
+    def consumes(self) -> bool:
+        return bool(self.handlers or self.raw_handlers or self.bind_handlers)
+
+    def topics_for(self, handlers: Mapping[str, object]) -> list[str]:
+        return sorted({topic_for_event_type(t).name for t in (*handlers, *self.raw_handlers)})
+
+    @property
     def consumed_topics(self) -> list[str]:
-        return sorted({topic_for_event_type(t).name for t in (*self.handlers, *self.raw_handlers)})
+        return self.topics_for(self.handlers)
 
 
 class Runtime:
@@ -105,15 +114,16 @@ class Runtime:
                 poll_seconds=s.delivery.relay_poll_seconds,
             )
             self._spawn("outbox relay", self.relay.run)
-        if (d.handlers or d.raw_handlers) and s.delivery.consumer_enabled:
+        handlers = {**d.handlers, **(d.bind_handlers(self) if d.bind_handlers else {})}
+        if d.consumes and s.delivery.consumer_enabled:
             self.consumer = EventConsumer(
                 consumer=new_consumer(s.kafka, group_id=s.consumer_group, client_id=d.name),
                 producer=self.producer,
                 pool=self.pool,
                 group_id=s.consumer_group,
                 source=self.source,
-                topics=d.consumed_topics,
-                handlers=d.handlers,
+                topics=d.topics_for(handlers),
+                handlers=handlers,
                 raw_handlers=d.raw_handlers,
                 metrics=self.metrics,
                 retry=RetryPolicy(
@@ -126,7 +136,7 @@ class Runtime:
             self._spawn("event consumer", self.consumer.run)
         for task in d.tasks:
             self._spawn(getattr(task, "__name__", "task"), functools.partial(task, self))
-        log.info("service started", consumes=d.consumed_topics, relay=self.relay is not None)
+        log.info("service started", consumes=d.topics_for(handlers), relay=self.relay is not None)
 
     async def stop(self) -> None:
         """Reverse order: the consumer finishes and commits its batch (its handlers may still
@@ -172,9 +182,7 @@ class Runtime:
             if self.producer
             else "not started"
         )
-        if (
-            self.definition.handlers or self.definition.raw_handlers
-        ) and self.settings.delivery.consumer_enabled:
+        if self.definition.consumes and self.settings.delivery.consumer_enabled:
             checks["kafka_consumer"] = (
                 "ok"
                 if self.consumer is not None and self.consumer.ready

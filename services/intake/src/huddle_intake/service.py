@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from huddle_runtime.notifications import NotificationSettings, notification_dispatcher
 from huddle_runtime.service import ServiceDefinition
 from huddle_runtime.settings import ServiceSettings
 
 from huddle_intake.adapters.contact_vault import ContactVault
+from huddle_intake.application import paging
 from huddle_intake.application import request_journey as journey
+from huddle_intake.application.paging import Pager
 from huddle_intake.application.workforce_directory import DirectoryKeys
 from huddle_intake.entrypoints import directory, http, scim
 from huddle_intake.settings import IntakeSettings
@@ -22,6 +25,12 @@ def configure(app: FastAPI, settings: ServiceSettings) -> None:
     app.state.contact_vault = ContactVault(intake.contact_key)
     app.state.intake_settings = intake
     app.state.runtime.state["intake_settings"] = intake
+    notify_settings = app.state.runtime.state["notification_settings"] = NotificationSettings()
+    if settings.environment == "production":
+        notify_settings.refuse_development_defaults()
+    app.state.pager = app.state.runtime.state["pager"] = Pager(
+        vault=app.state.contact_vault, channel_key=notify_settings.channel_fernet()
+    )
     app.state.directory_keys = DirectoryKeys(settings.pseudonym_key, app.state.contact_vault)
 
 
@@ -34,7 +43,7 @@ DEFINITION = ServiceDefinition(
     default_port=8001,
     migrations=Path(__file__).parent / "adapters" / "migrations",
     routers=(http.router, http.crisis_router, directory.router, scim.router),
-    handlers=journey.SUBSCRIPTIONS,
-    tasks=(journey.purge_contact_details,),
+    bind_handlers=lambda runtime: paging.handlers(runtime.state["pager"]),
+    tasks=(journey.purge_contact_details, notification_dispatcher()),
     configure=configure,
 )

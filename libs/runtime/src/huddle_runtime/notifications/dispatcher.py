@@ -261,7 +261,8 @@ def notification_dispatcher(
     """The task for ``ServiceDefinition.tasks``; settings are read at start when not given."""
 
     async def notifications(runtime: Runtime) -> None:
-        s = settings or NotificationSettings()
+        # Built once by the service's `configure` when it needs them too; else read here.
+        s = settings or runtime.state.get("notification_settings") or NotificationSettings()
         if runtime.settings.environment == "production":
             s.refuse_development_defaults()
         assert runtime.pool is not None, "the runtime is not started"

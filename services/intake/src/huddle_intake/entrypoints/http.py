@@ -16,10 +16,11 @@ from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.service import Runtime
 from huddle_runtime.settings import ServiceSettings
 from huddle_runtime.unit_of_work import UnitOfWork
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 
 from huddle_intake.adapters import journey_repository as journey
 from huddle_intake.adapters.contact_vault import ContactVault
+from huddle_intake.application.paging import Pager, put_gateway
 from huddle_intake.application.request_journey import NotAllowed, release_contact, withdraw
 from huddle_intake.application.support_requests import (
     SubmitSupportRequest,
@@ -285,4 +286,37 @@ async def put_crisis_resources(
         await journey.put_crisis_resources(
             uow.conn, principal.network_id, hospital_id, [r.model_dump() for r in body]
         )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class PagingGateway(BaseModel):
+    model_config = _STRICT
+    url: str = Field(description="The hospital's paging or SMS gateway (https).", max_length=500)
+    secret: str = Field(min_length=16, max_length=200, description="Shared secret for signatures.")
+
+
+@crisis_router.put(
+    "/{hospital_id}/paging-gateway",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Where offers and escalations are paged: a signed webhook (X-Huddle-Signature)",
+)
+async def put_paging_gateway(
+    hospital_id: HospitalId,
+    body: PagingGateway,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_roles(Role.NETWORK_ADMIN))],
+) -> Response:
+    pager: Pager = request.app.state.pager
+    try:
+        async with _runtime(request).unit_of_work(principal.tenant) as uow:
+            await put_gateway(
+                uow,
+                pager,
+                network_id=principal.network_id,
+                hospital_id=hospital_id,
+                url=body.url,
+                secret=body.secret,
+            )
+    except ValidationError as exc:
+        raise RefusedRequest("; ".join(e["msg"] for e in exc.errors(include_input=False))) from exc
     return Response(status_code=status.HTTP_204_NO_CONTENT)

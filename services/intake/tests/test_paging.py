@@ -1,0 +1,139 @@
+"""Offers and escalations reach people who are not looking at a screen: a signed webhook to the
+hospital's paging gateway (a real HTTP server on 127.0.0.1), an e-mail (a real SMTP server on
+127.0.0.1) and the app inbox; no clinical or identifying content in any of them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from huddle_contracts.events import MatchEscalated, OfferMade
+from huddle_e2e.harness import eventually, migrate_service, running_app, service_settings
+from huddle_e2e.receivers import smtp_receiver, webhook_receiver
+from huddle_intake.application import paging
+from huddle_intake.service import DEFINITION
+from huddle_local.issuer import LocalIssuer
+from huddle_runtime.notifications import inbox
+from huddle_runtime.pseudonyms import pseudonym_for
+from huddle_runtime.tenancy import Tenant
+
+pytestmark = pytest.mark.integration
+
+SECRET = "pager-shared-secret-0123456789"
+
+
+async def test_an_offer_pages_the_peer_and_an_escalation_pages_coordinators(
+    database_url: str,
+    kafka_bootstrap: str,
+    local_issuer: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    network = f"net-{uuid.uuid4().hex[:8]}"
+    admin = {"Authorization": "Bearer " + local_issuer.mint(role="network_admin", network=network)}
+    with smtp_receiver() as smtp:
+        monkeypatch.setenv("HUDDLE_NOTIFY_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("HUDDLE_NOTIFY_SMTP_PORT", str(smtp.port))
+        monkeypatch.setenv("HUDDLE_NOTIFY_BASE_URL", "https://huddle.example")
+        monkeypatch.setenv("HUDDLE_NOTIFY_POLL_SECONDS", "0.2")
+        settings = service_settings(
+            DEFINITION,
+            database_url=database_url,
+            kafka_bootstrap=kafka_bootstrap,
+            jwks_file=local_issuer.jwks_path,
+            relay_enabled=False,
+            consumer_enabled=False,
+        )
+        await migrate_service(DEFINITION, settings)
+        async with (
+            webhook_receiver(SECRET) as hook,
+            running_app(DEFINITION, settings) as (app, client),
+        ):
+            csv = (
+                "staff_ref,hospital_id,unit_id,discipline,manager_ref,email,phone,display_name\n"
+                "PEER-7,st-mary,surgery,nurse,,robin.peer@st-mary.example,+44 7700 900555,Robin Peer\n"
+            )
+            imported = await client.post(
+                "/v1/directory/import", content=csv, headers={**admin, "Content-Type": "text/csv"}
+            )
+            assert imported.status_code == 200, imported.text
+            put = await client.put(
+                "/v1/hospitals/st-mary/paging-gateway",
+                headers=admin,
+                json={"url": hook.url, "secret": SECRET},
+            )
+            assert put.status_code == 204, put.text
+            insecure = await client.put(
+                "/v1/hospitals/st-mary/paging-gateway",
+                headers=admin,
+                json={"url": "http://pager.example/hook", "secret": SECRET},
+            )
+            assert insecure.status_code == 422
+
+            worker = {
+                "Authorization": "Bearer "
+                + local_issuer.mint(
+                    role="worker", network=network, hospital="st-mary", subject="E55"
+                )
+            }
+            case = await client.post(
+                "/v1/support-requests",
+                headers=worker,
+                json={"unit_id": "icu", "discipline": "nurse", "urgency": "urgent"},
+            )
+            case_id = uuid.UUID(case.json()["case_id"])
+            peer = pseudonym_for(settings.pseudonym_key, network, "PEER-7")
+            now = datetime.now(UTC)
+            offer = OfferMade(
+                network_id=network,
+                hospital_id="st-mary",
+                case_id=case_id,
+                offer_id=uuid.uuid4(),
+                peer=peer,
+                urgency="urgent",
+                offered_at=now,
+                respond_by=now + timedelta(minutes=10),
+            )
+            handlers = paging.handlers(app.state.pager)
+            for _ in range(2):  # a redelivered OfferMade pages once
+                async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
+                    await handlers[OfferMade.event_type](uow, offer, None)
+
+            async def delivered() -> bool:
+                return len(hook.received) >= 1 and len(smtp.mailbox.messages) >= 1
+
+            await eventually(delivered, what="the offer reaches the pager and the mailbox")
+            [page] = hook.received
+            assert page["verified"] and page["body"]["kind"] == "offer"
+            assert page["body"]["link"].endswith(f"/offers/{offer.offer_id}")
+            [(to, message)] = smtp.mailbox.messages
+            assert to == ["robin.peer@st-mary.example"]
+            async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
+                assert len(await inbox(uow, peer)) == 1
+            everything = repr(page) + message.as_string()
+            for private in ("Robin", "7700", "E55", "icu", "nurse"):
+                assert private not in everything, private
+
+            escalation = MatchEscalated(
+                network_id=network,
+                hospital_id="st-mary",
+                case_id=case_id,
+                reason="offers_exhausted",
+                urgency="urgent",
+                offers_made=2,
+                respond_by=now + timedelta(minutes=30),
+                widened_to_network=True,
+                escalated_at=now,
+            )
+            async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
+                await handlers[MatchEscalated.event_type](uow, escalation, None)
+
+            async def alerted() -> bool:
+                return len(hook.received) >= 2
+
+            await eventually(alerted, what="the escalation reaches the pager")
+            assert hook.received[1]["body"]["kind"] == "escalation"
+            assert str(case_id) in hook.received[1]["body"]["link"]
+            await asyncio.sleep(0.5)
+            assert len(hook.received) == 2 and len(smtp.mailbox.messages) == 1
