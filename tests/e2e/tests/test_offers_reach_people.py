@@ -104,7 +104,7 @@ async def test_decline_then_silence_reoffers_then_escalates_and_everyone_is_page
 
             async def rota() -> bool:
                 ok = True
-                for ref, pseudonym in peers.items():
+                for pseudonym in peers.values():
                     shift = await matching.post(
                         "/v1/rota/shifts",
                         headers=bearer("coordinator"),
