@@ -14,7 +14,7 @@ from huddle_intake.application import paging
 from huddle_intake.application import request_journey as journey
 from huddle_intake.application.paging import Pager
 from huddle_intake.application.workforce_directory import DirectoryKeys
-from huddle_intake.entrypoints import directory, http, scim
+from huddle_intake.entrypoints import adverse_events, directory, http, inbound_reports, scim
 from huddle_intake.settings import IntakeSettings
 
 
@@ -32,6 +32,7 @@ def configure(app: FastAPI, settings: ServiceSettings) -> None:
         vault=app.state.contact_vault, channel_key=notify_settings.channel_fernet()
     )
     app.state.directory_keys = DirectoryKeys(settings.pseudonym_key, app.state.contact_vault)
+    inbound_reports.INBOUND_REPORTS.bind(settings.pseudonym_key)
 
 
 DEFINITION = ServiceDefinition(
@@ -42,7 +43,14 @@ DEFINITION = ServiceDefinition(
     "encrypted and publishes SupportRequested through its outbox.",
     default_port=8001,
     migrations=Path(__file__).parent / "adapters" / "migrations",
-    routers=(http.router, http.crisis_router, directory.router, scim.router),
+    routers=(
+        http.router,
+        http.crisis_router,
+        directory.router,
+        scim.router,
+        adverse_events.router,
+    ),
+    raw_handlers={inbound_reports.INBOUND_ADVERSE_EVENT: inbound_reports.INBOUND_REPORTS},
     bind_handlers=lambda runtime: paging.handlers(runtime.state["pager"]),
     tasks=(journey.purge_contact_details, notification_dispatcher()),
     configure=configure,

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from huddle_contracts.events import MatchPreferences
 from huddle_contracts.vocabulary import Discipline, HospitalId, Mode, Origin, UnitId, Urgency
 from huddle_runtime.auth import Forbidden, Principal, Role, require_roles
-from huddle_runtime.problems import NotFound, Problem
+from huddle_runtime.edge import RuleRefused, caller_pseudonym, ensure_hospital, runtime_of
+from huddle_runtime.problems import NotFound
 from huddle_runtime.pseudonyms import pseudonym_for
-from huddle_runtime.service import Runtime
 from huddle_runtime.settings import ServiceSettings
 from huddle_runtime.unit_of_work import UnitOfWork
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
@@ -116,25 +116,9 @@ class SupportRequestRead(BaseModel):
         )
 
 
-class RefusedRequest(Problem):
-    status = 422
-    title = "Request refused by programme rules"
-    type_suffix = "programme-rule"
-
-
 Requester = Annotated[
     Principal, Depends(require_roles(Role.WORKER, Role.PEER, Role.COORDINATOR, Role.NETWORK_ADMIN))
 ]
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _caller_pseudonym(request: Request, principal: Principal) -> str:
-    settings: ServiceSettings = request.app.state.settings
-    return pseudonym_for(settings.pseudonym_key, principal.network_id, principal.subject)
 
 
 @router.post(
@@ -148,9 +132,8 @@ async def create_support_request(
 ) -> SupportRequestRead:
     hospital = body.hospital_id or principal.hospital_id
     if hospital is None:
-        raise RefusedRequest("hospital_id is required when your token names no hospital")
-    if principal.hospital_id is not None and hospital != principal.hospital_id:
-        raise Forbidden(f"your token is for hospital {principal.hospital_id!r}, not {hospital!r}")
+        raise RuleRefused("hospital_id is required when your token names no hospital")
+    ensure_hospital(principal, hospital)
     settings: ServiceSettings = request.app.state.settings
     contact = body.contact or ContactIn()
     command = SubmitSupportRequest(
@@ -164,7 +147,7 @@ async def create_support_request(
             if body.person_ref
             else None
         ),
-        submitted_by=_caller_pseudonym(request, principal),
+        submitted_by=caller_pseudonym(request, principal),
         preferred_mode=body.preferred_mode,
         preferences=body.preferences,
         contact=ContactDetails(phone=contact.phone, email=contact.email),
@@ -172,12 +155,12 @@ async def create_support_request(
     vault: ContactVault = request.app.state.contact_vault
     try:
         created = await submit_support_request(
-            runtime=_runtime(request), vault=vault, principal=principal, command=command
+            runtime=runtime_of(request), vault=vault, principal=principal, command=command
         )
     except RequestRefused as exc:
-        raise RefusedRequest(str(exc)) from exc
+        raise RuleRefused(str(exc)) from exc
     response.headers["Location"] = f"/v1/support-requests/{created.case_id}"
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         steps = await journey.steps(uow.conn, created.case_id)
         current = await journey.lock_status(uow.conn, created.case_id)
         resources = (
@@ -201,14 +184,14 @@ async def read_support_request(
     case_id: UUID, request: Request, principal: Requester
 ) -> SupportRequestRead:
     found = await get_support_request(
-        runtime=_runtime(request),
+        runtime=runtime_of(request),
         principal=principal,
-        caller=_caller_pseudonym(request, principal),
+        caller=caller_pseudonym(request, principal),
         case_id=case_id,
     )
     if found is None:
         raise NotFound(f"no support request {case_id} of yours")
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         steps = await journey.steps(uow.conn, case_id)
         resources = (
             await _crisis_resources(request, uow, found.hospital_id)
@@ -234,9 +217,9 @@ async def _crisis_resources(
 )
 async def withdraw_request(case_id: UUID, request: Request, principal: Requester) -> dict[str, Any]:
     try:
-        async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
             now_status = await withdraw(
-                uow, case_id=case_id, caller=_caller_pseudonym(request, principal)
+                uow, case_id=case_id, caller=caller_pseudonym(request, principal)
             )
     except NotAllowed as exc:
         raise NotFound(str(exc)) from exc
@@ -254,9 +237,9 @@ async def contact_details(
 ) -> dict[str, str | None]:
     vault: ContactVault = request.app.state.contact_vault
     try:
-        async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
             contact = await release_contact(
-                uow, vault, case_id=case_id, peer=_caller_pseudonym(request, principal)
+                uow, vault, case_id=case_id, peer=caller_pseudonym(request, principal)
             )
     except NotAllowed as exc:
         raise NotFound(str(exc)) from exc
@@ -282,7 +265,7 @@ async def put_crisis_resources(
         hospital_id,
     ):
         raise Forbidden(f"your token is for hospital {principal.hospital_id!r}")
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         await journey.put_crisis_resources(
             uow.conn, principal.network_id, hospital_id, [r.model_dump() for r in body]
         )
@@ -308,7 +291,7 @@ async def put_paging_gateway(
 ) -> Response:
     pager: Pager = request.app.state.pager
     try:
-        async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
             await put_gateway(
                 uow,
                 pager,
@@ -318,5 +301,5 @@ async def put_paging_gateway(
                 secret=body.secret,
             )
     except ValidationError as exc:
-        raise RefusedRequest("; ".join(e["msg"] for e in exc.errors(include_input=False))) from exc
+        raise RuleRefused("; ".join(e["msg"] for e in exc.errors(include_input=False))) from exc
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,11 +9,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from huddle_contracts.vocabulary import HospitalId, Mode, Pseudonym
-from huddle_runtime.auth import Forbidden, Principal, Role, require_roles
-from huddle_runtime.problems import Conflict, NotFound, Problem
-from huddle_runtime.pseudonyms import pseudonym_for
-from huddle_runtime.service import Runtime
-from huddle_runtime.settings import ServiceSettings
+from huddle_runtime.auth import Principal, Role, require_roles
+from huddle_runtime.edge import caller_pseudonym, ensure_hospital, runtime_of
+from huddle_runtime.problems import Conflict, NotFound
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from huddle_matching.adapters import repository as repo
@@ -36,34 +34,9 @@ Coordinator = Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.
 NetworkAdmin = Annotated[Principal, Depends(require_roles(Role.NETWORK_ADMIN))]
 
 
-class RuleBroken(Problem):
-    status = 422
-    title = "Refused by programme rules"
-    type_suffix = "programme-rule"
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _matching(request: Request) -> Matching:
     matching: Matching = request.app.state.matching
     return matching
-
-
-def _me(request: Request, principal: Principal) -> str:
-    settings: ServiceSettings = request.app.state.settings
-    return pseudonym_for(settings.pseudonym_key, principal.network_id, principal.subject)
-
-
-def _own_hospital(principal: Principal, hospital_id: str) -> None:
-    if Role.NETWORK_ADMIN in principal.roles:
-        return
-    if principal.hospital_id is not None and principal.hospital_id != hospital_id:
-        raise Forbidden(
-            f"your token is for hospital {principal.hospital_id!r}, not {hospital_id!r}"
-        )
 
 
 # -- peers: offers and availability ---------------------------------------------------------
@@ -79,8 +52,8 @@ class OfferRead(BaseModel):
 
 @router.get("/offers", response_model=list[OfferRead], summary="Your open offers")
 async def my_offers(request: Request, principal: PeerCaller) -> list[OfferRead]:
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
-        offers = await repo.open_offers_for_peer(uow.conn, _me(request, principal))
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        offers = await repo.open_offers_for_peer(uow.conn, caller_pseudonym(request, principal))
     return [
         OfferRead(
             offer_id=o.offer_id,
@@ -103,9 +76,12 @@ class Accepted(BaseModel):
 @router.post("/offers/{offer_id}/accept", response_model=Accepted, summary="Take the case")
 async def accept_offer(offer_id: UUID, request: Request, principal: PeerCaller) -> Accepted:
     try:
-        async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
             matched = await accept(
-                uow, _matching(request), offer_id=offer_id, peer=_me(request, principal)
+                uow,
+                _matching(request),
+                offer_id=offer_id,
+                peer=caller_pseudonym(request, principal),
             )
     except LookupError as exc:
         raise NotFound(str(exc)) from exc
@@ -126,8 +102,13 @@ async def accept_offer(offer_id: UUID, request: Request, principal: PeerCaller) 
 )
 async def decline_offer(offer_id: UUID, request: Request, principal: PeerCaller) -> Response:
     try:
-        async with _runtime(request).unit_of_work(principal.tenant) as uow:
-            await decline(uow, _matching(request), offer_id=offer_id, peer=_me(request, principal))
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+            await decline(
+                uow,
+                _matching(request),
+                offer_id=offer_id,
+                peer=caller_pseudonym(request, principal),
+            )
     except LookupError as exc:
         raise NotFound(str(exc)) from exc
     except OfferRefused as exc:
@@ -147,9 +128,12 @@ class Availability(BaseModel):
     summary="Pause, resume or change your case cap (a peer may withdraw at any time)",
 )
 async def my_availability(body: Availability, request: Request, principal: PeerCaller) -> Response:
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         found = await repo.set_availability(
-            uow.conn, _me(request, principal), paused=body.paused, capacity=body.capacity
+            uow.conn,
+            caller_pseudonym(request, principal),
+            paused=body.paused,
+            capacity=body.capacity,
         )
     if not found:
         raise NotFound("you are not on the certified roster yet")
@@ -177,9 +161,9 @@ class ShiftCreate(BaseModel):
 
 @router.post("/rota/shifts", status_code=status.HTTP_201_CREATED, summary="Put a peer on call")
 async def add_shift(body: ShiftCreate, request: Request, principal: Coordinator) -> dict[str, int]:
-    _own_hospital(principal, body.hospital_id)
+    ensure_hospital(principal, body.hospital_id)
     matching = _matching(request)
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         if await repo.get_peer(uow.conn, body.peer, matching.clock()) is None:
             raise NotFound(f"no certified peer {body.peer}")
         shift_id = await repo.add_shift(
@@ -218,7 +202,7 @@ class CalendarBody(BaseModel):
 async def put_calendar(
     hospital_id: HospitalId, body: CalendarBody, request: Request, principal: Coordinator
 ) -> Response:
-    _own_hospital(principal, hospital_id)
+    ensure_hospital(principal, hospital_id)
     calendar = HospitalCalendar(
         time_zone=body.time_zone,
         working_days=frozenset(body.working_days),
@@ -226,7 +210,7 @@ async def put_calendar(
         day_end=body.day_end,
         holidays=frozenset(body.holidays),
     )
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         await repo.put_hospital_calendar(uow.conn, principal.network_id, hospital_id, calendar)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -251,14 +235,14 @@ async def put_policy(body: PolicyBody, request: Request, principal: NetworkAdmin
         routine_offer_window=timedelta(minutes=body.routine_offer_minutes),
         default_capacity=body.default_capacity,
     )
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         await repo.put_matching_policy(uow.conn, principal.network_id, policy)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/policy", response_model=PolicyBody, summary="The network's policy")
 async def get_policy(request: Request, principal: Coordinator) -> PolicyBody:
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         policy = await repo.matching_policy(uow.conn, _matching(request).default_policy)
     return PolicyBody(
         urgent_first_contact_minutes=policy.response.urgent_first_contact.total_seconds() / 60,
@@ -274,11 +258,11 @@ async def get_policy(request: Request, principal: Coordinator) -> PolicyBody:
     summary="Why a peer was chosen, and why each other peer was not",
 )
 async def candidates(case_id: UUID, request: Request, principal: Coordinator) -> dict[str, Any]:
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         search = await repo.get_search(uow.conn, case_id)
         if search is None:
             raise NotFound(f"no support request {case_id}")
-        _own_hospital(principal, search.need.hospital_id)
+        ensure_hospital(principal, search.need.hospital_id)
         ranking = await ranking_for(uow, _matching(request), case_id)
         offers = await repo.offers_for_case(uow.conn, case_id)
     assert ranking is not None
@@ -313,11 +297,11 @@ async def candidates(case_id: UUID, request: Request, principal: Coordinator) ->
     summary="Search again now (e.g. after new peers came on call)",
 )
 async def search_again(case_id: UUID, request: Request, principal: Coordinator) -> dict[str, Any]:
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         search = await repo.get_search(uow.conn, case_id)
         if search is None:
             raise NotFound(f"no support request {case_id}")
-        _own_hospital(principal, search.need.hospital_id)
+        ensure_hospital(principal, search.need.hospital_id)
         offer = await offer_next(uow, _matching(request), case_id)
         status_now = (await repo.get_search(uow.conn, case_id)).status  # type: ignore[union-attr]
     return {
@@ -333,8 +317,8 @@ async def worklists(
 ) -> dict[str, Any]:
     hospital = hospital_id or principal.hospital_id
     if hospital is not None:
-        _own_hospital(principal, hospital)
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        ensure_hospital(principal, hospital)
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         rows = await uow.conn.fetch(
             """SELECT case_id, hospital_id, urgency, status, requested_at, first_contact_by
                  FROM support_request

@@ -8,9 +8,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from huddle_contracts.vocabulary import HospitalId, Pseudonym, UnitId
-from huddle_runtime.auth import Forbidden, Principal, Role, require_roles
-from huddle_runtime.problems import NotFound, Problem
-from huddle_runtime.service import Runtime
+from huddle_runtime.auth import Principal, Role, require_roles
+from huddle_runtime.edge import RuleRefused, ensure_hospital, runtime_of
+from huddle_runtime.problems import NotFound
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from huddle_sessions.adapters.invitation import invitation
@@ -24,12 +24,6 @@ Invited = Annotated[
     Principal,
     Depends(require_roles(Role.WORKER, Role.PEER, Role.COORDINATOR, Role.NETWORK_ADMIN)),
 ]
-
-
-class Refused(Problem):
-    status = 422
-    title = "Refused by programme rules"
-    type_suffix = "programme-rule"
 
 
 class GroupCreate(BaseModel):
@@ -55,24 +49,18 @@ class Attendance(BaseModel):
     held_at: AwareDatetime
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _hospital(principal: Principal, hospital_id: str | None) -> str:
     hospital = hospital_id or principal.hospital_id
     if hospital is None:
-        raise Refused("hospital_id is required when your token names no hospital")
-    if Role.NETWORK_ADMIN not in principal.roles and principal.hospital_id not in (None, hospital):
-        raise Forbidden(f"your token is for hospital {principal.hospital_id!r}")
+        raise RuleRefused("hospital_id is required when your token names no hospital")
+    ensure_hospital(principal, hospital)
     return hospital
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Schedule a group session")
 async def create(body: GroupCreate, request: Request, principal: Coordinator) -> dict[str, Any]:
     hospital = _hospital(principal, body.hospital_id)
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         session_id = await groups.schedule(
             uow,
             network_id=principal.network_id,
@@ -95,7 +83,7 @@ async def list_sessions(
     request: Request, principal: Invited, status_: str | None = None
 ) -> list[dict[str, Any]]:
     hospital = None if Role.NETWORK_ADMIN in principal.roles else principal.hospital_id
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         return await groups.listing(uow, hospital_id=hospital, status=status_)
 
 
@@ -107,7 +95,7 @@ async def list_sessions(
 async def put_time(
     session_id: UUID, body: GroupTime, request: Request, principal: Coordinator
 ) -> Response:
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         found = await groups.get(uow, session_id)
         if found is None:
             raise NotFound(f"no group session {session_id}")
@@ -115,7 +103,7 @@ async def put_time(
         if not await groups.set_time(
             uow, session_id, starts_at=body.starts_at, facilitator=body.facilitator
         ):
-            raise Refused(f"the session is {found['status']}")
+            raise RuleRefused(f"the session is {found['status']}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -127,7 +115,7 @@ async def attendance(
     session_id: UUID, body: Attendance, request: Request, principal: Coordinator
 ) -> dict[str, Any]:
     try:
-        async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
             found = await groups.get(uow, session_id)
             if found is None:
                 raise NotFound(f"no group session {session_id}")
@@ -136,7 +124,7 @@ async def attendance(
                 uow, session_id, participants=body.participants, held_at=body.held_at
             )
     except GroupRefused as exc:
-        raise Refused(str(exc)) from exc
+        raise RuleRefused(str(exc)) from exc
     return {"session_id": session_id, "participants": completed.participants}
 
 
@@ -146,7 +134,7 @@ async def attendance(
     response_class=Response,
 )
 async def ics(session_id: UUID, request: Request, principal: Invited) -> Response:
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         found = await groups.get(uow, session_id)
     if found is None or found["starts_at"] is None:
         raise NotFound(f"no scheduled group session {session_id}")

@@ -9,11 +9,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from huddle_contracts.vocabulary import HospitalId, Mode, ReferralResource, Tier, Urgency
-from huddle_runtime.auth import Forbidden, Principal, Role, require_roles
-from huddle_runtime.problems import NotFound, Problem
-from huddle_runtime.pseudonyms import pseudonym_for
-from huddle_runtime.service import Runtime
-from huddle_runtime.settings import ServiceSettings
+from huddle_runtime.auth import Principal, Role, require_roles
+from huddle_runtime.edge import RuleRefused, caller_pseudonym, ensure_hospital, runtime_of
+from huddle_runtime.problems import NotFound
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from huddle_sessions.adapters import repository as repo
@@ -36,32 +34,9 @@ PeerOrCoordinator = Annotated[
 ]
 
 
-class Refused(Problem):
-    status = 422
-    title = "Refused by programme rules"
-    type_suffix = "programme-rule"
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _sessions(request: Request) -> Sessions:
     sessions: Sessions = request.app.state.sessions
     return sessions
-
-
-def _me(request: Request, principal: Principal) -> str:
-    settings: ServiceSettings = request.app.state.settings
-    return pseudonym_for(settings.pseudonym_key, principal.network_id, principal.subject)
-
-
-def _scope(principal: Principal, hospital_id: str) -> None:
-    if Role.NETWORK_ADMIN in principal.roles:
-        return
-    if principal.hospital_id is not None and principal.hospital_id != hospital_id:
-        raise Forbidden(f"your token is for hospital {principal.hospital_id!r}")
 
 
 class ContactCreate(BaseModel):
@@ -93,9 +68,9 @@ class CatalogueEntry(BaseModel):
 async def list_cases(
     request: Request, principal: PeerOrCoordinator, status_: str | None = "open"
 ) -> list[dict[str, Any]]:
-    peer = _me(request, principal) if Role.PEER in principal.roles else None
+    peer = caller_pseudonym(request, principal) if Role.PEER in principal.roles else None
     hospital = None if peer or Role.NETWORK_ADMIN in principal.roles else principal.hospital_id
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         found = await repo.cases(uow.conn, peer=peer, hospital_id=hospital, status=status_)
     return [
         {
@@ -114,12 +89,14 @@ async def list_cases(
 async def read_case(
     case_id: UUID, request: Request, principal: PeerOrCoordinator
 ) -> dict[str, Any]:
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         case = await repo.get_case(uow.conn, case_id)
-        if case is None or (Role.PEER in principal.roles and case.peer != _me(request, principal)):
+        if case is None or (
+            Role.PEER in principal.roles and case.peer != caller_pseudonym(request, principal)
+        ):
             raise NotFound(f"no case {case_id} of yours")
         if Role.PEER not in principal.roles:
-            _scope(principal, case.hospital_id)
+            ensure_hospital(principal, case.hospital_id)
         history = await repo.timeline(uow.conn, case_id)
     return {
         "case_id": case.case_id,
@@ -151,18 +128,18 @@ async def add_contact(
         participants=body.participants,
     )
     try:
-        async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
             completed = await record_contact(
                 uow,
                 _sessions(request),
                 case_id=case_id,
-                peer=_me(request, principal),
+                peer=caller_pseudonym(request, principal),
                 record=record,
             )
     except NotYourCase as exc:
         raise NotFound(str(exc)) from exc
     except RecordRefused as exc:
-        raise Refused(str(exc)) from exc
+        raise RuleRefused(str(exc)) from exc
     return {"session_id": completed.session_id, "completed_at": completed.completed_at}
 
 
@@ -175,12 +152,12 @@ async def add_referral(
     case_id: UUID, body: ReferralCreate, request: Request, principal: PeerCaller
 ) -> dict[str, Any]:
     try:
-        async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
             made = await refer(
                 uow,
                 _sessions(request),
                 case_id=case_id,
-                peer=_me(request, principal),
+                peer=caller_pseudonym(request, principal),
                 resource=body.resource,
                 urgency=body.urgency,
             )
@@ -190,7 +167,7 @@ async def add_referral(
     except NotYourCase as exc:
         raise NotFound(str(exc)) from exc
     except RecordRefused as exc:
-        raise Refused(str(exc)) from exc
+        raise RuleRefused(str(exc)) from exc
     return {"referral_id": made.referral_id, "resource": reach}
 
 
@@ -198,18 +175,18 @@ async def add_referral(
 async def close_case(
     case_id: UUID, request: Request, principal: PeerOrCoordinator
 ) -> dict[str, Any]:
-    peer = _me(request, principal) if Role.PEER in principal.roles else None
+    peer = caller_pseudonym(request, principal) if Role.PEER in principal.roles else None
     try:
-        async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
             if peer is None:
                 case = await repo.get_case(uow.conn, case_id)
                 if case is not None:
-                    _scope(principal, case.hospital_id)
+                    ensure_hospital(principal, case.hospital_id)
             closed = await close(uow, _sessions(request), case_id=case_id, peer=peer)
     except NotYourCase as exc:
         raise NotFound(str(exc)) from exc
     except RecordRefused as exc:
-        raise Refused(str(exc)) from exc
+        raise RuleRefused(str(exc)) from exc
     return {"case_id": closed.case_id, "sessions": closed.sessions, "closed_at": closed.closed_at}
 
 
@@ -220,11 +197,11 @@ async def due_follow_ups(
     request: Request, principal: PeerOrCoordinator, within_hours: float = 24
 ) -> list[dict[str, Any]]:
     now = _sessions(request).clock()
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         if Role.PEER in principal.roles:
             return await repo.follow_ups(
                 uow.conn,
-                peer=_me(request, principal),
+                peer=caller_pseudonym(request, principal),
                 hospital_id=None,
                 due_before=now + timedelta(hours=within_hours),
             )
@@ -244,8 +221,8 @@ async def put_catalogue(
     request: Request,
     principal: Coordinator,
 ) -> Response:
-    _scope(principal, hospital_id)
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    ensure_hospital(principal, hospital_id)
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         await repo.put_catalogue(
             uow.conn, principal.network_id, hospital_id, [e.model_dump(mode="json") for e in body]
         )
@@ -256,5 +233,5 @@ async def put_catalogue(
 async def get_catalogue(
     hospital_id: HospitalId, request: Request, principal: PeerOrCoordinator
 ) -> list[dict[str, str]]:
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         return await repo.catalogue(uow.conn, hospital_id)
