@@ -6,9 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from huddle_contracts.topics import TOPICS
 from huddle_e2e.harness import eventually, migrate_service, running_app, service_settings
+from huddle_e2e.privacy import bytes_on_the_bus
 from huddle_intake.service import DEFINITION as INTAKE
 from huddle_local.issuer import LocalIssuer
 from huddle_matching.service import DEFINITION as MATCHING
@@ -29,29 +28,6 @@ def tracer_provider() -> TracerProvider:
     provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
     trace.set_tracer_provider(provider)
     return trace.get_tracer_provider()  # type: ignore[return-value]
-
-
-async def all_bytes_on_the_bus(bootstrap: str) -> bytes:
-    """Every key, value and header of every Huddle topic (dead letters included), concatenated."""
-    names = [t.name for t in TOPICS] + [t.dead_letter for t in TOPICS]
-    consumer = AIOKafkaConsumer(
-        *names,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    chunks: list[bytes] = []
-    try:
-        while batches := await consumer.getmany(timeout_ms=1500):
-            for records in batches.values():
-                for r in records:
-                    chunks += [r.key or b"", r.value or b""]
-                    chunks += [k.encode() + v for k, v in r.headers]
-    finally:
-        await consumer.stop()
-    return b"\n".join(chunks)
 
 
 async def test_a_request_flows_to_matching_exactly_once_without_identifiers_and_in_one_trace(
@@ -110,7 +86,7 @@ async def test_a_request_flows_to_matching_exactly_once_without_identifiers_and_
     assert handled[-1].context.trace_id in {s.context.trace_id for s in http}
 
     in_traces = repr([(s.name, dict(s.attributes or {}), s.events) for s in spans]).encode()
-    on_the_bus = await all_bytes_on_the_bus(topics)
+    on_the_bus = await bytes_on_the_bus(topics)
     assert str(case_id).encode() in on_the_bus  # the scan does read this request's records
     for identifier in (phone, "0100 4242", email, staff_id, colleague_id, "dana."):
         assert identifier.encode() not in on_the_bus, f"{identifier!r} reached Kafka"
