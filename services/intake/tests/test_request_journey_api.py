@@ -232,3 +232,46 @@ async def test_a_worker_may_withdraw_at_any_time(held, local_issuer: LocalIssuer
     assert again.json()["status"] == "withdrawn"
     kinds = [type(e).__name__ for e in await published(app, network)]
     assert kinds.count("SupportWithdrawn") == 1
+
+
+async def test_without_contact_details_on_the_request_the_peer_gets_the_directorys(
+    held, local_issuer: LocalIssuer
+) -> None:
+    app, client = held
+    network = f"net-{uuid.uuid4().hex[:8]}"
+    admin = {
+        "Authorization": "Bearer " + local_issuer.mint(role="network_admin", network=network),
+        "Content-Type": "text/csv",
+    }
+    csv = (
+        "staff_ref,hospital_id,unit_id,discipline,manager_ref,email,phone,display_name\n"
+        "E77,st-mary,icu,nurse,,e77@st-mary.example,+44 7700 900077,\n"
+    )
+    assert (
+        await client.post("/v1/directory/import", content=csv, headers=admin)
+    ).status_code == 200
+    created = await client.post(
+        "/v1/support-requests",
+        headers=bearer(local_issuer, network, subject="E77"),
+        json={"unit_id": "icu", "discipline": "nurse"},
+    )
+    case_id = uuid.UUID(created.json()["case_id"])
+    peer = pseudonym_for(app.state.settings.pseudonym_key, network, "PEER-9")
+    now = datetime.now(UTC)
+    await deliver(
+        app,
+        network,
+        PeerMatched(
+            network_id=network,
+            hospital_id="st-mary",
+            case_id=case_id,
+            offer_id=uuid.uuid4(),
+            peer=peer,
+            requester="p_" + "0" * 32,
+            mode="phone",
+            matched_at=now,
+        ),
+    )
+    as_peer = bearer(local_issuer, network, role="peer", subject="PEER-9", hospital=None)
+    released = await client.get(f"/v1/support-requests/{case_id}/contact-details", headers=as_peer)
+    assert released.json() == {"phone": "+44 7700 900077", "email": "e77@st-mary.example"}

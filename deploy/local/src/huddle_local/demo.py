@@ -27,11 +27,26 @@ class DemoPeer:
 PEERS = (
     DemoPeer("PEER-ANA", "general", "surgery", "nurse", "surgery", ("en", "es")),
     DemoPeer("PEER-BEN", "general", "emergency", "physician", "emergency", ("en",)),
-    DemoPeer("PEER-CHI", "general", "oncology", "nurse", "oncology", ("en", "fr")),
+    DemoPeer("PEER-CHI", "general", "oncology", "pharmacist", "oncology", ("en", "fr")),
     DemoPeer("PEER-DEV", "general", "icu", "allied_health", "icu", ("en",)),
     DemoPeer("PEER-EVA", "st-luke", "emergency", "nurse", "emergency", ("en", "de")),
     DemoPeer("PEER-FIN", "st-luke", "paediatrics", "physician", "paediatrics", ("en",)),
 )
+
+# The workforce directory: the demo peers, an ICU team and its manager (contact details are
+# sealed by intake and only ever released to an assigned peer).
+DIRECTORY = """staff_ref,hospital_id,unit_id,discipline,manager_ref,email,phone,display_name
+M1001,general,icu,nurse,,m1001@general.example,,
+E1001,general,icu,nurse,M1001,e1001@general.example,+44 7700 900001,
+E1002,general,icu,physician,M1001,e1002@general.example,,
+E1003,general,icu,allied_health,M1001,,,
+PEER-ANA,general,surgery,nurse,,ana@general.example,,
+PEER-BEN,general,emergency,physician,,ben@general.example,,
+PEER-CHI,general,oncology,pharmacist,,chi@general.example,,
+PEER-DEV,general,icu,allied_health,M1001,dev@general.example,,
+PEER-EVA,st-luke,emergency,nurse,,eva@st-luke.example,,
+PEER-FIN,st-luke,paediatrics,physician,,fin@st-luke.example,,
+"""
 
 CATALOGUE = [
     {"resource": "eap", "label": "Employee Assistance Programme", "how_to_reach": "ext. 4357"},
@@ -50,6 +65,12 @@ def seed(issuer: LocalIssuer, ports: dict[str, int]) -> list[str]:
         return f"http://127.0.0.1:{ports[service]}{path}"
 
     with httpx.Client(timeout=10, headers=admin) as http:
+        http.post(
+            url("intake", "/v1/directory/import"),
+            content=DIRECTORY,
+            headers={"Content-Type": "text/csv"},
+        ).raise_for_status()
+        done.append("workforce directory: an ICU team, its manager and the peers")
         for peer in PEERS:
             registered = http.post(
                 url("training", "/v1/peers"),

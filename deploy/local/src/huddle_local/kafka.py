@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from huddle_local._util import (
@@ -446,11 +446,14 @@ async def create_topics(
     *,
     replication_factor: int = 1,
     timeout_s: float = 30.0,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create ``names`` (idempotent: existing topics are fine) and wait for partition leaders."""
+    """Create ``names`` (idempotent: existing topics are fine) and wait for partition leaders.
+    ``configs`` gives topic settings by name, e.g. ``retention.ms``."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     wanted = list(dict.fromkeys(names))
+    settings = configs or {}
     if not wanted:
         return
     admin = AIOKafkaAdminClient(
@@ -459,7 +462,15 @@ async def create_topics(
     await admin.start()
     try:
         resp = await admin.create_topics(
-            [NewTopic(n, partitions, replication_factor) for n in wanted],
+            [
+                NewTopic(
+                    n,
+                    partitions,
+                    replication_factor,
+                    topic_configs=dict(settings.get(n, {})),
+                )
+                for n in wanted
+            ],
             timeout_ms=int(timeout_s * 1000),
         )
         errors = [e for e in resp.topic_errors if e[1] not in (0, _TOPIC_ALREADY_EXISTS)]

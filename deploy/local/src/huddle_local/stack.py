@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
-from huddle_contracts.topics import all_topic_names
+from huddle_contracts.topics import all_topic_names, topic_configs
 from huddle_runtime.migrations import migrate_service
 from huddle_runtime.service import ServiceDefinition
 from huddle_runtime.settings import DatabaseSettings, ServiceSettings
@@ -111,7 +111,9 @@ class LocalStack:
         asyncio.run(self._prepare(kafka_bootstrap, database_url))
 
     async def _prepare(self, kafka_bootstrap: str, database_url: str) -> None:
-        await create_topics(kafka_bootstrap, all_topic_names(), partitions=6)
+        await create_topics(
+            kafka_bootstrap, all_topic_names(), partitions=6, configs=topic_configs()
+        )
         for definition in definitions().values():
             settings = ServiceSettings(
                 service=definition.name,

@@ -112,7 +112,8 @@ class AdverseEventReported(Event):
     reported_at: AwareDatetime
     """When the report was received."""
     involved: tuple[InvolvedStaff, ...]
-    """The staff involved who are known to the workforce directory."""
+    """Everyone involved (staff unknown to the directory are placed in their manager's unit or
+    the event's unit, never dropped)."""
     outreach_triggered: bool
     """Whether the outreach policy offers support to everyone involved."""
     group_debrief_requested: bool

@@ -26,6 +26,20 @@ class Topic:
     def dead_letter(self) -> str:
         return dead_letter_topic(self.name)
 
+    @property
+    def configs(self) -> dict[str, str]:
+        """Topic settings; a dead-letter topic keeps its records as long as its source does
+        (the raw inbound topic's dead letters hold raw reports: one day, like the source)."""
+        return {"retention.ms": str(self.retention_ms)}
+
+
+def topic_configs() -> dict[str, dict[str, str]]:
+    """Settings of every topic and dead-letter topic, for creating them."""
+    configs: dict[str, dict[str, str]] = {}
+    for topic in TOPICS:
+        configs[topic.name] = configs[topic.dead_letter] = topic.configs
+    return configs
+
 
 def dead_letter_topic(name: str) -> str:
     return f"{name}.dlt"

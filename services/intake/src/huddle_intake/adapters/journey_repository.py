@@ -26,8 +26,12 @@ async def add_step(
         case_id,
         kind,
         at,
-        json.dumps(detail or {}, default=str),
+        json.dumps(detail or {}, default=_iso),
     )
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 async def steps(conn: asyncpg.Connection, case_id: UUID) -> list[dict[str, Any]]:
@@ -74,6 +78,17 @@ async def assigned_peer(conn: asyncpg.Connection, case_id: UUID) -> tuple[str | 
 async def sealed_contact(conn: asyncpg.Connection, case_id: UUID) -> bytes | None:
     sealed: bytes | None = await conn.fetchval(
         "SELECT sealed FROM contact_detail WHERE case_id = $1", case_id
+    )
+    return sealed
+
+
+async def directory_contact(conn: asyncpg.Connection, case_id: UUID) -> bytes | None:
+    """The requester's own contact details from the workforce directory (outreach requests)."""
+    sealed: bytes | None = await conn.fetchval(
+        """SELECT s.sealed_contact FROM support_request r
+             JOIN staff s ON s.network_id = r.network_id AND s.pseudonym = r.requester
+            WHERE r.case_id = $1""",
+        case_id,
     )
     return sealed
 

@@ -132,7 +132,10 @@ async def release_contact(
     assignment = await journey.assigned_peer(uow.conn, case_id)
     if assignment is None or assignment[0] != peer or assignment[1] in ("closed", "withdrawn"):
         raise NotAllowed(f"no open case {case_id} assigned to you")
-    sealed = await journey.sealed_contact(uow.conn, case_id)
+    # What the requester gave with the request, else what the directory holds for them.
+    sealed = await journey.sealed_contact(uow.conn, case_id) or await journey.directory_contact(
+        uow.conn, case_id
+    )
     assert uow.tenant is not None
     await journey.record_release(
         uow.conn, network_id=uow.tenant.network_id, case_id=case_id, peer=peer
