@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from fastapi import FastAPI
-from huddle_contracts.cloudevents import CloudEvent, from_record, to_headers
+from huddle_contracts.cloudevents import CloudEvent, CloudEventError, from_record, to_headers
 from huddle_contracts.events import AdverseEventReported, SupportRequested
 from huddle_contracts.topics import (
     ADVERSE_EVENT_REPORTED,
@@ -81,8 +81,16 @@ async def read_topic(
 
 
 def of_network(records: list[ConsumerRecord], network: str, kind: type) -> list:
-    """The events of ``kind`` for ``network`` (a topic carries other types and tenants too)."""
-    ours = [r for r in records if from_record(r.headers, r.value).type == kind.event_type]
+    """The events of ``kind`` for ``network`` (a topic carries other types, other tenants and
+    other tests' poison records too)."""
+
+    def type_of(r: ConsumerRecord) -> str | None:
+        try:
+            return from_record(r.headers, r.value).type
+        except CloudEventError:
+            return None
+
+    ours = [r for r in records if type_of(r) == kind.event_type]
     events = [kind.model_validate_json(r.value) for r in ours]
     return [e for e in events if e.network_id == network]
 
