@@ -65,7 +65,8 @@ async def matching(
     clock = Clock()
     under_test = Matching(clock=clock)
     async with running_app(DEFINITION, settings) as (app, client):
-        app.state.matching = under_test
+        # The scheduler and the API use the test's clock (the scheduler reads runtime.state).
+        app.state.matching = app.state.runtime.state["matching"] = under_test
         yield MatchingUnderTest(app, client, under_test, clock, f"net-{uuid.uuid4().hex[:10]}")
 
 

@@ -243,3 +243,71 @@ async def test_another_network_cannot_answer_or_see_an_offer(matching, local_iss
     )
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_peer_whose_certification_lapsed_cannot_accept_and_the_case_moves_on(
+    matching, local_issuer
+) -> None:
+    from huddle_contracts.events import CertificationLapsed
+
+    m = matching
+    await deliver(m, certify(m, "L1"))
+    await deliver(m, certify(m, "L2"))
+    need = request(m, "W-L", urgency="routine")
+    await deliver(m, need)
+    holder = "L1" if await offers_of(m, local_issuer, "L1") else "L2"
+    [offer] = await offers_of(m, local_issuer, holder)
+    other = "L2" if holder == "L1" else "L1"
+    await deliver(
+        m,
+        CertificationLapsed(
+            network_id=m.network,
+            hospital_id="st-mary",
+            peer=staff(m.app.state.settings, m.network, holder),
+            lapsed_at=m.clock(),
+        ),
+    )
+    accepted = await m.client.post(
+        f"/v1/offers/{offer['offer_id']}/accept", headers=as_peer(m, local_issuer, holder)
+    )
+    assert accepted.status_code == 409
+    assert len(await offers_of(m, local_issuer, other)) == 1  # already moved on
+
+
+async def test_unanswered_offers_count_against_capacity(matching, local_issuer) -> None:
+    m = matching
+    admin = {
+        "Authorization": "Bearer " + local_issuer.mint(role="network_admin", network=m.network)
+    }
+    assert (
+        await m.client.put("/v1/policy", headers=admin, json={"default_capacity": 1})
+    ).status_code == 204
+    await deliver(m, certify(m, "C1"))
+    await deliver(m, certify(m, "C2"))
+    for i in range(2):
+        await deliver(m, request(m, f"W-C{i}", urgency="routine"))
+    assert len(await offers_of(m, local_issuer, "C1")) == 1
+    assert len(await offers_of(m, local_issuer, "C2")) == 1
+    raise_cap = await m.client.put(
+        "/v1/peers/me/availability", headers=as_peer(m, local_issuer, "C1"), json={"capacity": 5}
+    )
+    assert raise_cap.status_code == 422
+
+
+async def test_searching_again_while_an_offer_is_open_changes_nothing(
+    matching, local_issuer
+) -> None:
+    m = matching
+    await deliver(m, certify(m, "R1"))
+    await deliver(m, certify(m, "R2"))
+    need = request(m, "W-R", urgency="routine")
+    await deliver(m, need)
+    coordinator = {
+        "Authorization": "Bearer " + local_issuer.mint(role="coordinator", network=m.network)
+    }
+    again = await m.client.post(f"/v1/cases/{need.case_id}/search", headers=coordinator)
+    assert again.status_code == 200 and again.json()["offered_to"] is None
+    assert (
+        len(await offers_of(m, local_issuer, "R1")) + len(await offers_of(m, local_issuer, "R2"))
+        == 1
+    )

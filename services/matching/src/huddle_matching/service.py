@@ -11,13 +11,13 @@ from huddle_runtime.settings import ServiceSettings
 from huddle_matching.application.search import Matching
 from huddle_matching.entrypoints import http
 from huddle_matching.entrypoints.events import subscriptions
-from huddle_matching.entrypoints.scheduler import deadline_scheduler
+from huddle_matching.entrypoints.scheduler import deadlines
 
 MATCHING = Matching()
 
 
 def configure(app: FastAPI, _: ServiceSettings) -> None:
-    app.state.matching = MATCHING
+    app.state.matching = app.state.runtime.state["matching"] = MATCHING
 
 
 DEFINITION = ServiceDefinition(
@@ -31,5 +31,5 @@ DEFINITION = ServiceDefinition(
     routers=(http.router,),
     handlers=subscriptions(MATCHING),
     configure=configure,
-    tasks=(deadline_scheduler(MATCHING),),
+    tasks=(deadlines,),
 )

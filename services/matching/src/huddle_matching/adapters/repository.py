@@ -153,8 +153,10 @@ async def roster(conn: asyncpg.Connection, now: datetime) -> list[Peer]:
     """Every peer of the tenant's network, with whether they are on call at ``now``."""
     rows = await conn.fetch(
         """SELECT p.*, EXISTS (SELECT 1 FROM on_call_shift s
-                                WHERE s.peer = p.pseudonym AND s.starts_at <= $1
-                                  AND s.ends_at > $1) AS on_call
+                                WHERE s.peer = p.pseudonym AND s.hospital_id = p.hospital_id
+                                  AND s.starts_at <= $1 AND s.ends_at > $1) AS on_call,
+                  (SELECT count(*) FROM offer o
+                    WHERE o.peer = p.pseudonym AND o.status = 'open') AS pending_offers
              FROM peer p ORDER BY p.pseudonym""",
         now,
     )
@@ -177,6 +179,7 @@ def _peer(row: asyncpg.Record) -> Peer:
         clinical_area=row["clinical_area"],
         gender=Gender(row["gender"]) if row["gender"] else None,
         active_cases=row["active_cases"],
+        pending_offers=row["pending_offers"],
         capacity=row["capacity"],
         on_call=row["on_call"],
         paused=row["paused"],

@@ -59,13 +59,17 @@ class Handlers:
 
     async def peer_certified(self, uow: UnitOfWork, event: Event, _: CloudEvent) -> None:
         certified = _expect(event, PeerCertified)
-        await repo.upsert_peer(
-            uow.conn, certified, capacity=self.matching.default_policy.default_capacity
-        )
+        policy = await repo.matching_policy(uow.conn, self.matching.default_policy)
+        await repo.upsert_peer(uow.conn, certified, capacity=policy.default_capacity)
 
     async def certification_lapsed(self, uow: UnitOfWork, event: Event, _: CloudEvent) -> None:
         lapsed = _expect(event, CertificationLapsed)
         await repo.end_certification(uow.conn, lapsed.peer, lapsed.lapsed_at)
+        # Offers waiting on a peer who may no longer be matched go to the next peer now.
+        for offer in await repo.open_offers_for_peer(uow.conn, lapsed.peer):
+            await repo.get_search(uow.conn, offer.case_id, lock=True)
+            await repo.answer_offer(uow.conn, offer.offer_id, "withdrawn", lapsed.lapsed_at)
+            await offer_next(uow, self.matching, offer.case_id)
 
     async def case_closed(self, uow: UnitOfWork, event: Event, _: CloudEvent) -> None:
         """Load is released when the case closes (once: a withdrawn case was released already)."""

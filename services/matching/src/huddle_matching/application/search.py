@@ -15,6 +15,7 @@ from huddle_runtime.unit_of_work import UnitOfWork
 
 from huddle_matching.adapters import repository as repo
 from huddle_matching.adapters.repository import Offer, Search
+from huddle_matching.domain.eligibility import exclusions
 from huddle_matching.domain.matching_policy import (
     MatchingPolicy,
     matched_mode,
@@ -80,6 +81,8 @@ async def offer_next(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Offe
     now = matching.clock()
     policy = await repo.matching_policy(uow.conn, matching.default_policy)
     offers = await repo.offers_for_case(uow.conn, case_id)
+    if any(o.status == "open" for o in offers):
+        return None  # one open offer per case: wait for its answer or its lapse
     asked = frozenset(o.peer for o in offers)
     peers = await repo.roster(uow.conn, now)
     scope = Scope(search.scope)
@@ -89,7 +92,9 @@ async def offer_next(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Offe
         return rank(search.need, peers, now, scope=in_scope, weights=policy.weights, skip=asked)
 
     best = ranking(scope).best
-    if scope is Scope.HOSPITAL and (best is None or (asked and deadline <= now)):
+    # Widen before the first-contact deadline is lost: when another offer window no longer fits.
+    at_risk = bool(asked) and deadline - now < policy.offer_window(search.need.urgency)
+    if scope is Scope.HOSPITAL and (best is None or at_risk):
         reason = (
             EscalationReason.DEADLINE_AT_RISK
             if best is not None
@@ -176,17 +181,40 @@ def _escalate(
     )
 
 
-async def accept(uow: UnitOfWork, matching: Matching, *, offer_id: UUID, peer: str) -> PeerMatched:
+async def _lock_offer(uow: UnitOfWork, offer_id: UUID) -> Offer | None:
+    """The search row first, then the offer: every path locks in this order (no deadlock)."""
+    seen = await repo.get_offer(uow.conn, offer_id)
+    if seen is None:
+        return None
+    await repo.get_search(uow.conn, seen.case_id, lock=True)
+    return await repo.get_offer(uow.conn, offer_id, lock=True)
+
+
+async def accept(
+    uow: UnitOfWork, matching: Matching, *, offer_id: UUID, peer: str
+) -> PeerMatched | str:
+    """PeerMatched, or why the peer can no longer take the case (the offer is then withdrawn
+    and the next peer asked, in this same transaction)."""
     now = matching.clock()
-    offer = await repo.get_offer(uow.conn, offer_id, lock=True)
+    offer = await _lock_offer(uow, offer_id)
     if offer is None or offer.peer != peer:
         raise LookupError(f"no offer {offer_id} for you")
     if offer.status != "open":
         raise OfferRefused(f"this offer is {offer.status}")
     if offer.respond_by <= now:
         raise OfferRefused("this offer has lapsed; the case has moved on to another peer")
-    search = await repo.get_search(uow.conn, offer.case_id, lock=True)
+    search = await repo.get_search(uow.conn, offer.case_id)
     assert search is not None
+    # The peer must still be eligible now (certification current, not paused, same rules).
+    current = await repo.get_peer(uow.conn, peer, now)
+    still = exclusions(current, search.need, now) if current is not None else ["not on the roster"]
+    still = [
+        r for r in still if not r.startswith("at capacity") and not r.startswith("not on call")
+    ]
+    if still:
+        await repo.answer_offer(uow.conn, offer_id, "withdrawn", now)
+        await offer_next(uow, matching, offer.case_id)
+        return "you can no longer take this case: " + "; ".join(still)
     if not await repo.take_case(uow.conn, peer, now):
         raise OfferRefused("you are at your active-case capacity; decline or close a case first")
     await repo.answer_offer(uow.conn, offer_id, "accepted", now)
@@ -212,7 +240,7 @@ async def accept(uow: UnitOfWork, matching: Matching, *, offer_id: UUID, peer: s
 
 
 async def decline(uow: UnitOfWork, matching: Matching, *, offer_id: UUID, peer: str) -> None:
-    offer = await repo.get_offer(uow.conn, offer_id, lock=True)
+    offer = await _lock_offer(uow, offer_id)
     if offer is None or offer.peer != peer:
         raise LookupError(f"no offer {offer_id} for you")
     if offer.status != "open":
@@ -224,7 +252,7 @@ async def decline(uow: UnitOfWork, matching: Matching, *, offer_id: UUID, peer: 
 async def lapse(uow: UnitOfWork, matching: Matching, offer_id: UUID) -> bool:
     """Silence past respond_by: the offer lapses and the next peer is asked."""
     now = matching.clock()
-    offer = await repo.get_offer(uow.conn, offer_id, lock=True)
+    offer = await _lock_offer(uow, offer_id)
     if offer is None or offer.status != "open" or offer.respond_by > now:
         return False
     await repo.answer_offer(uow.conn, offer_id, "expired", now)

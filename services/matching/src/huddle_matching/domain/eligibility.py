@@ -47,7 +47,8 @@ def never_in_the_requesters_reporting_line(
 
 def within_capacity(peer: Peer, _: SupportNeed, __: datetime) -> str | None:
     if peer.free_slots == 0:
-        return f"at capacity ({peer.active_cases} of {peer.capacity} active cases)"
+        pending = f", {peer.pending_offers} offers pending" if peer.pending_offers else ""
+        return f"at capacity ({peer.active_cases} of {peer.capacity} active cases{pending})"
     return None
 
 

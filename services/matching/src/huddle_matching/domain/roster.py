@@ -20,6 +20,8 @@ class Peer:
     clinical_area: str | None = None
     gender: Gender | None = None
     active_cases: int = 0
+    pending_offers: int = 0
+    """Offers the peer has not answered yet: each may become a case, so each counts as load."""
     capacity: int = 3
     on_call: bool = False
     paused: bool = False
@@ -28,4 +30,4 @@ class Peer:
 
     @property
     def free_slots(self) -> int:
-        return max(0, self.capacity - self.active_cases)
+        return max(0, self.capacity - self.active_cases - self.pending_offers)

@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response, status
 from huddle_contracts.vocabulary import HospitalId, Mode, Pseudonym
 from huddle_runtime.auth import Principal, Role, require_roles
-from huddle_runtime.edge import caller_pseudonym, ensure_hospital, runtime_of
+from huddle_runtime.edge import RuleRefused, caller_pseudonym, ensure_hospital, runtime_of
 from huddle_runtime.problems import Conflict, NotFound
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -87,6 +87,8 @@ async def accept_offer(offer_id: UUID, request: Request, principal: PeerCaller) 
         raise NotFound(str(exc)) from exc
     except OfferRefused as exc:
         raise Conflict(str(exc)) from exc
+    if isinstance(matched, str):
+        raise Conflict(matched)
     return Accepted(
         case_id=matched.case_id,
         offer_id=offer_id,
@@ -129,6 +131,12 @@ class Availability(BaseModel):
 )
 async def my_availability(body: Availability, request: Request, principal: PeerCaller) -> Response:
     async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        policy = await repo.matching_policy(uow.conn, _matching(request).default_policy)
+        if body.capacity is not None and body.capacity > policy.default_capacity:
+            raise RuleRefused(
+                f"you can lower your cap, not raise it above the network's "
+                f"{policy.default_capacity} active cases"
+            )
         found = await repo.set_availability(
             uow.conn,
             caller_pseudonym(request, principal),
@@ -164,8 +172,14 @@ async def add_shift(body: ShiftCreate, request: Request, principal: Coordinator)
     ensure_hospital(principal, body.hospital_id)
     matching = _matching(request)
     async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        if await repo.get_peer(uow.conn, body.peer, matching.clock()) is None:
+        peer = await repo.get_peer(uow.conn, body.peer, matching.clock())
+        if peer is None:
             raise NotFound(f"no certified peer {body.peer}")
+        if peer.hospital_id != body.hospital_id:
+            raise RuleRefused(
+                f"the peer works at {peer.hospital_id!r}: rota them there (other hospitals reach "
+                "them when the search widens to the network)"
+            )
         shift_id = await repo.add_shift(
             uow.conn,
             network_id=principal.network_id,

@@ -8,6 +8,7 @@ import contextlib
 from datetime import timedelta
 
 import structlog
+from huddle_runtime.consumer import failure_reason
 from huddle_runtime.service import Runtime
 from huddle_runtime.tenancy import Tenant, apply_system_scope
 
@@ -21,17 +22,15 @@ BATCH_SETTLE = timedelta(seconds=5)
 """How long a surge batch waits for the rest of the event's requests before matching anyway."""
 
 
-def deadline_scheduler(matching: Matching):  # type: ignore[no-untyped-def]
-    async def deadlines(runtime: Runtime) -> None:
-        while not runtime.stopping.is_set():
-            try:
-                await run_due(runtime, matching)
-            except Exception as exc:  # a bad round must not stop future rounds
-                log.warning("deadline round failed", error=repr(exc))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(runtime.stopping.wait(), POLL_SECONDS)
-
-    return deadlines
+async def deadlines(runtime: Runtime) -> None:
+    """The service's scheduler task; its Matching (policy, clock) is the one `configure` built."""
+    while not runtime.stopping.is_set():
+        try:
+            await run_due(runtime, runtime.state["matching"])
+        except Exception as exc:  # a bad round must not stop future rounds
+            log.warning("deadline round failed", error=failure_reason(exc))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(runtime.stopping.wait(), POLL_SECONDS)
 
 
 async def run_due(runtime: Runtime, matching: Matching) -> int:
