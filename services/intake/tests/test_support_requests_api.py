@@ -164,3 +164,24 @@ async def test_contact_details_are_stored_sealed(
     assert b"7700" not in sealed and b"sam.jones" not in sealed
     opened = app.state.contact_vault.open(sealed)
     assert (opened.phone, opened.email) == ("+44 7700 900123", "sam.jones@example.org")
+
+
+async def test_a_colleague_who_referred_someone_sees_it_received_not_their_journey(
+    intake: tuple[FastAPI, httpx.AsyncClient], local_issuer: LocalIssuer
+) -> None:
+    _, client = intake
+    referrer = bearer(local_issuer, subject="emp-ref-1")
+    created = await client.post(
+        "/v1/support-requests",
+        headers=referrer,
+        json={**BODY, "origin": "colleague", "person_ref": "emp-ref-2"},
+    )
+    assert created.status_code == 201
+    seen = (await client.get(created.headers["location"], headers=referrer)).json()
+    assert (seen["status"], seen["timeline"]) == ("received", [])
+    worker = (
+        await client.get(
+            created.headers["location"], headers=bearer(local_issuer, subject="emp-ref-2")
+        )
+    ).json()
+    assert worker["timeline"][0]["step"] == "requested"

@@ -139,3 +139,45 @@ async def test_a_full_case_two_contacts_a_follow_up_a_referral_closed(
     assert kinds == ["SessionCompleted", "SessionCompleted", "ReferralMade", "CaseClosed"]
     after = await client.post(f"{base}/contacts", json=second, headers=me)
     assert after.status_code == 422 and "closed" in after.json()["detail"]
+
+
+async def test_a_worker_who_withdraws_closes_the_case(sessions, local_issuer) -> None:
+    from huddle_contracts.events import SupportWithdrawn
+    from huddle_sessions.application.cases import on_support_withdrawn
+
+    app, client = sessions
+    network = f"net-{uuid.uuid4().hex[:8]}"
+    peer = pseudonym_for(app.state.settings.pseudonym_key, network, "PEER-W")
+    matched = PeerMatched(
+        network_id=network,
+        hospital_id="st-mary",
+        case_id=uuid.uuid4(),
+        offer_id=uuid.uuid4(),
+        peer=peer,
+        requester="p_" + "b" * 32,
+        mode="phone",
+        matched_at=datetime.now(UTC),
+    )
+    withdrawn = SupportWithdrawn(
+        network_id=network,
+        hospital_id="st-mary",
+        case_id=matched.case_id,
+        reason="withdrawn",
+        withdrawn_at=datetime.now(UTC),
+    )
+    for event, handle in (
+        (matched, on_peer_matched),
+        (withdrawn, on_support_withdrawn),
+        (withdrawn, on_support_withdrawn),
+    ):
+        async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
+            await handle(uow, event, None)
+    me = {
+        "Authorization": "Bearer "
+        + local_issuer.mint(role="peer", network=network, subject="PEER-W")
+    }
+    assert (await client.get(f"/v1/cases/{matched.case_id}", headers=me)).json()[
+        "status"
+    ] == "closed"
+    kinds = [type(e).__name__ for e in await published(app, network)]
+    assert kinds == ["CaseClosed"]  # once, though the withdrawal was delivered twice

@@ -67,7 +67,7 @@ SUPPORT_REQUESTED = Topic(
     key="case id",
     event_types=("huddle.support_requested.v1", "huddle.support_withdrawn.v1"),
     publishers=frozenset({"intake"}),
-    consumers=frozenset({"matching", "analytics"}),
+    consumers=frozenset({"matching", "sessions", "analytics"}),
     description="A worker asked for support, or was offered it after an event.",
 )
 PEER_MATCHED = Topic(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from huddle_contracts.events import AdverseEventReported, PeerMatched
+from huddle_contracts.events import AdverseEventReported, PeerMatched, SupportWithdrawn
 from huddle_runtime.service import ServiceDefinition
 from huddle_runtime.settings import ServiceSettings
 
-from huddle_sessions.application.cases import Sessions, on_peer_matched
+from huddle_sessions.application.cases import Sessions, on_peer_matched, on_support_withdrawn
 from huddle_sessions.application.group_sessions import on_adverse_event_reported
 from huddle_sessions.entrypoints import groups, http
 
@@ -33,6 +33,7 @@ DEFINITION = ServiceDefinition(
     handlers={
         PeerMatched.event_type: on_peer_matched,
         AdverseEventReported.event_type: on_adverse_event_reported,
+        SupportWithdrawn.event_type: on_support_withdrawn,
     },
     configure=configure,
 )

@@ -22,7 +22,7 @@ from huddle_contracts.events import (
     SessionCompleted,
     SupportWithdrawn,
 )
-from huddle_contracts.vocabulary import Origin, Withdrawal
+from huddle_contracts.vocabulary import Mode, Origin, Withdrawal
 from huddle_runtime.consumer import Handler, PermanentFailure
 from huddle_runtime.service import Runtime
 from huddle_runtime.tenancy import Tenant, apply_system_scope
@@ -69,6 +69,20 @@ def _step(kind: str, describe: Callable[[Any], dict[str, Any]]) -> Handler:
     return handle
 
 
+async def _contact(uow: UnitOfWork, event: Event, _: CloudEvent) -> None:
+    assert isinstance(event, SessionCompleted)
+    if event.mode is Mode.GROUP:
+        return  # a group session (debrief, rounds) is not one worker's request
+    await record_step(
+        uow,
+        case_id=event.case_id,
+        step="contact",
+        at=event.completed_at,
+        mode=event.mode.value,
+        duration_minutes=event.duration_minutes,
+    )
+
+
 async def _referral(uow: UnitOfWork, event: Event, _: CloudEvent) -> None:
     assert isinstance(event, ReferralMade)
     if event.referred_by is None:
@@ -91,9 +105,7 @@ SUBSCRIPTIONS: dict[str, Handler] = {
         "matched",
         lambda e: {"peer": e.peer, "mode": e.mode.value, "first_contact_by": e.respond_by},
     ),
-    SessionCompleted.event_type: _step(
-        "contact", lambda e: {"mode": e.mode.value, "duration_minutes": e.duration_minutes}
-    ),
+    SessionCompleted.event_type: _contact,
     ReferralMade.event_type: _referral,
     CaseClosed.event_type: _step("closed", lambda e: {"sessions": e.sessions}),
 }

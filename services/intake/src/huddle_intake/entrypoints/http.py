@@ -191,6 +191,9 @@ async def read_support_request(
     )
     if found is None:
         raise NotFound(f"no support request {case_id} of yours")
+    if caller_pseudonym(request, principal) != found.requester:
+        # Whoever referred a colleague learns it was received; the journey is the worker's own.
+        return SupportRequestRead.of(replace(found, status="received"), timeline=[])
     async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         steps = await journey.steps(uow.conn, case_id)
         resources = (

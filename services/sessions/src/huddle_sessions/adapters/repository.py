@@ -113,11 +113,20 @@ async def complete_earliest_follow_up(
         """UPDATE follow_up SET done_at = $2
             WHERE id = (SELECT id FROM follow_up
                          WHERE case_id = $1 AND done_at IS NULL AND NOT cancelled
+                           AND due_at <= $2::timestamptz + interval '12 hours'
                          ORDER BY due_at LIMIT 1)""",
         case_id,
         at,
     )
     return bool(status == "UPDATE 1")
+
+
+async def open_follow_ups(conn: asyncpg.Connection, case_id: UUID) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM follow_up WHERE case_id = $1 AND done_at IS NULL AND NOT cancelled",
+        case_id,
+    )
+    return count
 
 
 async def add_referral(

@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from huddle_contracts.cloudevents import CloudEvent
-from huddle_contracts.events import CaseClosed, Event, PeerMatched, ReferralMade, SessionCompleted
+from huddle_contracts.events import (
+    CaseClosed,
+    Event,
+    PeerMatched,
+    ReferralMade,
+    SessionCompleted,
+    SupportWithdrawn,
+)
 from huddle_contracts.vocabulary import ReferralResource, Urgency
 from huddle_runtime.consumer import PermanentFailure
 from huddle_runtime.unit_of_work import UnitOfWork
@@ -149,3 +156,26 @@ async def close(
     )
     uow.publish(closed)
     return closed
+
+
+async def on_support_withdrawn(uow: UnitOfWork, event: Event, _: CloudEvent) -> None:
+    """A worker may withdraw at any time: an open case closes, its follow-ups are cancelled."""
+    if not isinstance(event, SupportWithdrawn):
+        raise PermanentFailure(f"expected SupportWithdrawn, got {type(event).__name__}")
+    case = await repo.get_case(uow.conn, event.case_id, lock=True)
+    if case is None or case.status != "open":
+        return  # withdrawn before a peer was matched, or already closed
+    await repo.close_case(uow.conn, event.case_id, event.withdrawn_at)
+    history = await repo.timeline(uow.conn, event.case_id)
+    uow.publish(
+        CaseClosed(
+            network_id=case.network_id,
+            hospital_id=case.hospital_id,
+            case_id=case.case_id,
+            peer=case.peer,
+            sessions=len(history["contacts"]),
+            referral_made=bool(history["referrals"]),
+            opened_at=case.opened_at,
+            closed_at=max(event.withdrawn_at, case.opened_at),
+        )
+    )
