@@ -10,7 +10,7 @@ from huddle_runtime.service import ServiceDefinition
 from huddle_runtime.settings import ServiceSettings
 
 from huddle_intake.adapters.contact_vault import ContactVault
-from huddle_intake.application import paging
+from huddle_intake.application import paging, tier_one
 from huddle_intake.application import request_journey as journey
 from huddle_intake.application.paging import Pager
 from huddle_intake.application.workforce_directory import DirectoryKeys
@@ -46,12 +46,13 @@ DEFINITION = ServiceDefinition(
     routers=(
         http.router,
         http.crisis_router,
+        http.check_in_router,
         directory.router,
         scim.router,
         adverse_events.router,
     ),
     raw_handlers={inbound_reports.INBOUND_ADVERSE_EVENT: inbound_reports.INBOUND_REPORTS},
     bind_handlers=lambda runtime: paging.handlers(runtime.state["pager"]),
-    tasks=(journey.purge_contact_details, notification_dispatcher()),
+    tasks=(journey.purge_contact_details, tier_one.send_prompts, notification_dispatcher()),
     configure=configure,
 )

@@ -31,6 +31,7 @@ from huddle_intake.adapters.adverse_event_repository import (
     StoredAnswer,
     keyed_digest,
 )
+from huddle_intake.application import tier_one
 from huddle_intake.application import workforce_directory as directory
 from huddle_intake.domain.adverse_event_report import (
     AdverseEventReport,
@@ -327,6 +328,13 @@ async def _offer_support(
                 }
             )
         )
+        if person.reporting_line:
+            await tier_one.prompt_manager(
+                uow,
+                hospital_id=person.hospital_id,
+                case_id=request.case_id,
+                manager=person.reporting_line[0],
+            )
         cases[person.pseudonym] = request.case_id
     return cases
 

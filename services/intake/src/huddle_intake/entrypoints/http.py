@@ -16,10 +16,11 @@ from huddle_runtime.problems import NotFound
 from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.settings import ServiceSettings
 from huddle_runtime.unit_of_work import UnitOfWork
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, ValidationError
 
 from huddle_intake.adapters import journey_repository as journey
 from huddle_intake.adapters.contact_vault import ContactVault
+from huddle_intake.application import tier_one
 from huddle_intake.application.paging import Pager, put_gateway
 from huddle_intake.application.request_journey import NotAllowed, release_contact, withdraw
 from huddle_intake.application.support_requests import (
@@ -306,3 +307,44 @@ async def put_paging_gateway(
     except ValidationError as exc:
         raise RuleRefused("; ".join(e["msg"] for e in exc.errors(include_input=False))) from exc
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+check_in_router = APIRouter(prefix="/v1/check-ins", tags=["tier 1 check-ins"])
+Manager = Annotated[
+    Principal, Depends(require_roles(Role.WORKER, Role.COORDINATOR, Role.NETWORK_ADMIN))
+]
+
+
+class CheckIn(BaseModel):
+    """When and how the manager checked in; nothing about what was said."""
+
+    model_config = _STRICT
+    at: AwareDatetime
+    mode: Mode
+
+
+@check_in_router.get("", summary="Your prompts to check in on staff involved in an event")
+async def my_check_ins(request: Request, principal: Manager) -> list[dict[str, Any]]:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        return await tier_one.prompts_for(uow, caller_pseudonym(request, principal))
+
+
+@check_in_router.post(
+    "/{check_in_id}",
+    summary="Record a tier-1 check-in (it shows on the worker's timeline)",
+)
+async def record_check_in(
+    check_in_id: UUID, body: CheckIn, request: Request, principal: Manager
+) -> dict[str, Any]:
+    try:
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+            recorded = await tier_one.record_check_in(
+                uow,
+                check_in_id=check_in_id,
+                manager=caller_pseudonym(request, principal),
+                at=body.at,
+                mode=body.mode,
+            )
+    except LookupError as exc:
+        raise NotFound(str(exc)) from exc
+    return {"check_in_id": check_in_id, "recorded": recorded}
