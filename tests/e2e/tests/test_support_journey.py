@@ -1,4 +1,4 @@
-"""The support journey across four services on the real bus: training certifies peers, a worker
+"""The support journey across four services on the real bus (issue #3, journey 7): training certifies peers, a worker
 asks for urgent support, matching offers the case to the on-call nurse (not from the worker's
 unit), the peer accepts, sessions opens the case, a contact is recorded, the case is closed and
 matching releases the peer's load."""
@@ -11,11 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from huddle_e2e.harness import eventually, migrate_service, running_app, service_settings
+from huddle_intake.application.request_journey import purge_due
 from huddle_intake.service import DEFINITION as INTAKE
 from huddle_local.issuer import LocalIssuer
 from huddle_matching.service import DEFINITION as MATCHING
 from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.tenancy import Tenant
+from huddle_sessions.application.cases import Sessions
+from huddle_sessions.domain.follow_up import FollowUpSchedule
 from huddle_sessions.service import DEFINITION as SESSIONS
 from huddle_training.service import DEFINITION as TRAINING
 
@@ -96,6 +99,7 @@ async def test_request_offer_accept_case_contact_close_release(
                 "discipline": "nurse",
                 "urgency": "urgent",
                 "preferred_mode": "video",
+                "contact": {"phone": "+44 7700 900321"},
             },
         )
         assert asked.status_code == 201, asked.text
@@ -119,20 +123,71 @@ async def test_request_offer_accept_case_contact_close_release(
             return bool((await sessions.get("/v1/cases", headers=peer_headers)).json())
 
         await eventually(case_opened, what="sessions opens the case")
-        contact = await sessions.post(
-            f"/v1/cases/{case_id}/contacts",
-            headers=peer_headers,
-            json={
-                "started_at": (datetime.now(UTC) - timedelta(minutes=2)).isoformat(),
-                "duration_minutes": 2,
-                "mode": "video",
-                "follow_up_planned": True,
-            },
+        # Journey 7: two contacts, a follow-up kept, a referral, closed; all on the timeline.
+        sessions_app = apps["sessions"][0]
+        sessions_app.state.sessions = Sessions(
+            schedule=FollowUpSchedule(offsets=(timedelta(seconds=1), timedelta(days=7)))
         )
-        assert contact.status_code == 201, contact.text
+        now = datetime.now(UTC)
+        for started, planned in ((now, True), (now + timedelta(seconds=2), False)):
+            contact = await sessions.post(
+                f"/v1/cases/{case_id}/contacts",
+                headers=peer_headers,
+                json={
+                    "started_at": started.isoformat(),
+                    "duration_minutes": 1,
+                    "mode": "video",
+                    "follow_up_planned": planned,
+                },
+            )
+            assert contact.status_code == 201, contact.text
+        catalogue = [
+            {"resource": "psychologist", "label": "Staff psychology", "how_to_reach": "ext. 2210"}
+        ]
+        assert (
+            await sessions.put(
+                "/v1/hospitals/st-mary/referral-catalogue", json=catalogue, headers=coordinator
+            )
+        ).status_code == 204
+        referral = await sessions.post(
+            f"/v1/cases/{case_id}/referrals",
+            headers=peer_headers,
+            json={"resource": "psychologist"},
+        )
+        assert referral.status_code == 201, referral.text
+        case = (await sessions.get(f"/v1/cases/{case_id}", headers=peer_headers)).json()
+        assert [f["done_at"] is not None for f in case["follow_ups"]] == [True, False]
         assert (
             await sessions.post(f"/v1/cases/{case_id}/close", headers=peer_headers)
         ).status_code == 200
+
+        worker = bearer("worker", "W-77")
+
+        async def timeline_complete() -> bool:
+            view = (await intake.get(f"/v1/support-requests/{case_id}", headers=worker)).json()
+            return view["status"] == "closed"
+
+        await eventually(timeline_complete, what="the worker's timeline reaches closed")
+        view = (await intake.get(f"/v1/support-requests/{case_id}", headers=worker)).json()
+        assert [s["step"] for s in view["timeline"]] == [
+            "requested",
+            "offered",
+            "matched",
+            "contact",
+            "contact",
+            "referred",
+            "closed",
+        ]
+
+        # Contact details go once the retention period after closing has passed.
+        intake_app = apps["intake"][0]
+        assert (
+            await purge_due(intake_app.state.runtime, datetime.now(UTC) + timedelta(seconds=1)) == 1
+        )
+        released_contact = await intake.get(
+            f"/v1/support-requests/{case_id}/contact-details", headers=peer_headers
+        )
+        assert released_contact.status_code == 404
 
         async def released() -> bool:
             async with matching_app.state.runtime.unit_of_work(Tenant(network)) as uow:

@@ -36,7 +36,9 @@ def _iso(value: object) -> str:
 
 async def steps(conn: asyncpg.Connection, case_id: UUID) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT kind, at, detail FROM request_event WHERE case_id = $1 ORDER BY at, id", case_id
+        # In the order Huddle learned of each step (a contact is reported after it ends).
+        "SELECT kind, at, detail FROM request_event WHERE case_id = $1 ORDER BY id",
+        case_id,
     )
     return [{"step": r["kind"], "at": r["at"], **json.loads(r["detail"])} for r in rows]
 
