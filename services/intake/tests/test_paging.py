@@ -111,6 +111,19 @@ async def test_an_offer_pages_the_peer_and_an_escalation_pages_coordinators(
             assert to == ["robin.peer@st-mary.example"]
             async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
                 assert len(await inbox(uow, peer)) == 1
+            as_peer = {
+                "Authorization": "Bearer "
+                + local_issuer.mint(role="peer", network=network, subject="PEER-7")
+            }
+            [item] = (await client.get("/v1/notifications", headers=as_peer)).json()
+            assert (item["kind"], item["link"]) == ("offer", f"/offers/{offer.offer_id}")
+            read = await client.post(
+                f"/v1/notifications/{item['notification_id']}/read", headers=as_peer
+            )
+            assert read.status_code == 204
+            assert (
+                await client.get("/v1/notifications?unread_only=true", headers=as_peer)
+            ).json() == []
             everything = repr(page) + message.as_string()
             for private in ("Robin", "7700", "E55", "icu", "nurse"):
                 assert private not in everything, private

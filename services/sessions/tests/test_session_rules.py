@@ -76,3 +76,16 @@ def test_a_follow_up_is_overdue_only_when_past_due_and_not_done() -> None:
     assert is_overdue(OPENED, None, NOW)
     assert not is_overdue(OPENED, OPENED, NOW)
     assert not is_overdue(NOW + timedelta(hours=1), None, NOW)
+
+
+def test_the_follow_up_schedule_is_a_setting(monkeypatch) -> None:
+    from huddle_sessions.settings import SessionsSettings
+
+    assert SessionsSettings().follow_up_schedule.due_dates(OPENED)[0] == OPENED + timedelta(
+        hours=24
+    )
+    monkeypatch.setenv("HUDDLE_SESSIONS_FOLLOW_UP_HOURS", "[4, 48]")
+    assert SessionsSettings().follow_up_schedule.due_dates(OPENED) == [
+        OPENED + timedelta(hours=4),
+        OPENED + timedelta(hours=48),
+    ]

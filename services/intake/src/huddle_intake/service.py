@@ -47,6 +47,7 @@ DEFINITION = ServiceDefinition(
         http.router,
         http.crisis_router,
         http.check_in_router,
+        http.notification_router,
         directory.router,
         scim.router,
         adverse_events.router,

@@ -12,12 +12,11 @@ from huddle_runtime.settings import ServiceSettings
 from huddle_sessions.application.cases import Sessions, on_peer_matched, on_support_withdrawn
 from huddle_sessions.application.group_sessions import on_adverse_event_reported
 from huddle_sessions.entrypoints import groups, http
-
-SESSIONS = Sessions()
+from huddle_sessions.settings import SessionsSettings
 
 
 def configure(app: FastAPI, _: ServiceSettings) -> None:
-    app.state.sessions = SESSIONS
+    app.state.sessions = Sessions(schedule=SessionsSettings().follow_up_schedule)
 
 
 DEFINITION = ServiceDefinition(

@@ -12,6 +12,7 @@ from huddle_contracts.events import MatchPreferences
 from huddle_contracts.vocabulary import Discipline, HospitalId, Mode, Origin, UnitId, Urgency
 from huddle_runtime.auth import Forbidden, Principal, Role, require_roles
 from huddle_runtime.edge import RuleRefused, caller_pseudonym, ensure_hospital, runtime_of
+from huddle_runtime.notifications import inbox, mark_read
 from huddle_runtime.problems import NotFound
 from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.settings import ServiceSettings
@@ -348,3 +349,54 @@ async def record_check_in(
     except LookupError as exc:
         raise NotFound(str(exc)) from exc
     return {"check_in_id": check_in_id, "recorded": recorded}
+
+
+notification_router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
+Anyone = Annotated[
+    Principal,
+    Depends(require_roles(Role.WORKER, Role.PEER, Role.COORDINATOR, Role.NETWORK_ADMIN)),
+]
+
+
+def _addresses(request: Request, principal: Principal) -> list[str]:
+    """Whom the caller reads for: themselves, and their hospital's coordinators' address."""
+    mine = [caller_pseudonym(request, principal)]
+    if Role.COORDINATOR in principal.roles and principal.hospital_id:
+        mine.append(f"coordinators:{principal.hospital_id}")
+    return mine
+
+
+@notification_router.get(
+    "", summary="Your inbox: offers, prompts and escalations to answer (a link, never details)"
+)
+async def my_notifications(
+    request: Request, principal: Anyone, unread_only: bool = False
+) -> list[dict[str, Any]]:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        items = [
+            item
+            for address in _addresses(request, principal)
+            for item in await inbox(uow, address, unread_only=unread_only)
+        ]
+    return [
+        {
+            "notification_id": i.notification_id,
+            "kind": i.kind,
+            "link": i.link,
+            "respond_by": i.respond_by,
+            "created_at": i.created_at,
+            "read_at": i.read_at,
+        }
+        for i in sorted(items, key=lambda i: i.created_at, reverse=True)
+    ]
+
+
+@notification_router.post(
+    "/{notification_id}/read", status_code=status.HTTP_204_NO_CONTENT, summary="Mark it read"
+)
+async def read_notification(notification_id: UUID, request: Request, principal: Anyone) -> Response:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        for address in _addresses(request, principal):
+            if await mark_read(uow, address, notification_id):
+                return Response(status_code=status.HTTP_204_NO_CONTENT)
+    raise NotFound(f"no notification {notification_id} for you")
