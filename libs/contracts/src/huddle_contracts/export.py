@@ -213,20 +213,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         problems = drift(root)
         for problem in problems:
-            print(f"contract drift: {problem}", file=sys.stderr)
+            sys.stderr.write(f"contract drift: {problem}\n")
         if problems:
-            print(f"regenerate with `{REGENERATE}` and commit the result", file=sys.stderr)
+            sys.stderr.write(f"regenerate with `{REGENERATE}` and commit the result\n")
             return 1
-        print(f"contracts up to date ({len(generated_files())} files)")
+        sys.stdout.write(f"contracts up to date ({len(generated_files())} files)\n")
         return 0
     for path in write(root):
-        print(f"wrote {_shown(path)}" if path.exists() else f"removed {_shown(path)}")
+        sys.stdout.write(
+            (f"wrote {_shown(path)}" if path.exists() else f"removed {_shown(path)}") + "\n"
+        )
     if args.release is not None:
         written, refused = release(root, args.release)
         for path in written:
-            print(f"released {_shown(path)}")
+            sys.stdout.write(f"released {_shown(path)}\n")
         for reason in refused:
-            print(f"not released: {reason}", file=sys.stderr)
+            sys.stderr.write(f"not released: {reason}\n")
         if refused:
             return 1
     return 0

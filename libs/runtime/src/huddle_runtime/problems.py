@@ -42,6 +42,18 @@ class Conflict(Problem):
     type_suffix = "conflict"
 
 
+class UnsupportedMediaType(Problem):
+    status = 415
+    title = "Unsupported media type"
+    type_suffix = "unsupported-media-type"
+
+
+class ContentTooLarge(Problem):
+    status = 413
+    title = "Content too large"
+    type_suffix = "content-too-large"
+
+
 def problem_response(
     request: Request,
     *,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 from huddle_contracts.vocabulary import HarmCategory, HarmLevel, HospitalId
 from huddle_runtime.auth import Forbidden, Principal, Role, require_roles
-from huddle_runtime.problems import NotFound, Problem
+from huddle_runtime.problems import ContentTooLarge, NotFound, Problem, UnsupportedMediaType
 from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.service import Runtime
 from huddle_runtime.settings import ServiceSettings
@@ -64,18 +64,6 @@ class ReusedIdempotencyKey(Problem):
     status = 422
     title = "Idempotency-Key reused for a different request"
     type_suffix = "idempotency-key-reused"
-
-
-class UnsupportedMediaType(Problem):
-    status = 415
-    title = "Unsupported media type"
-    type_suffix = "unsupported-media-type"
-
-
-class ContentTooLarge(Problem):
-    status = 413
-    title = "Content too large"
-    type_suffix = "content-too-large"
 
 
 class RefusedPolicy(Problem):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from huddle_runtime.auth import Forbidden, Principal, Role, require_roles
-from huddle_runtime.problems import Problem
+from huddle_runtime.problems import ContentTooLarge, Problem, UnsupportedMediaType
 from huddle_runtime.service import Runtime
 from pydantic import BaseModel
 
@@ -34,18 +34,6 @@ class RefusedImport(Problem):
     status = 422
     title = "Directory import refused"
     type_suffix = "directory-import"
-
-
-class UnsupportedMediaType(Problem):
-    status = 415
-    title = "Unsupported media type"
-    type_suffix = "unsupported-media-type"
-
-
-class ContentTooLarge(Problem):
-    status = 413
-    title = "Content too large"
-    type_suffix = "content-too-large"
 
 
 Importer = Annotated[Principal, Depends(require_roles(Role.NETWORK_ADMIN, Role.COORDINATOR))]
