@@ -13,6 +13,7 @@ from huddle_contracts.events import MatchEscalated, OfferMade
 from huddle_e2e.harness import eventually, migrate_service, running_app, service_settings
 from huddle_e2e.receivers import smtp_receiver, webhook_receiver
 from huddle_intake.application import paging
+from huddle_intake.application.paging import remind_due
 from huddle_intake.service import DEFINITION
 from huddle_local.issuer import LocalIssuer
 from huddle_runtime.notifications import inbox
@@ -128,6 +129,19 @@ async def test_an_offer_pages_the_peer_and_an_escalation_pages_coordinators(
             for private in ("Robin", "7700", "E55", "icu", "nurse"):
                 assert private not in everything, private
 
+            # Halfway to its deadline, the still-unanswered offer reminds the peer, once.
+            assert await remind_due(app.state.runtime, now + timedelta(minutes=6)) == 1
+            assert await remind_due(app.state.runtime, now + timedelta(minutes=7)) == 0
+
+            async def reminded() -> bool:
+                return any(r["body"]["kind"] == "offer_reminder" for r in hook.received)
+
+            await eventually(reminded, what="the offer reminder")
+
+            second = offer.model_copy(update={"offer_id": uuid.uuid4()})
+            async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
+                await handlers[OfferMade.event_type](uow, second, None)
+
             escalation = MatchEscalated(
                 network_id=network,
                 hospital_id="st-mary",
@@ -143,10 +157,14 @@ async def test_an_offer_pages_the_peer_and_an_escalation_pages_coordinators(
                 await handlers[MatchEscalated.event_type](uow, escalation, None)
 
             async def alerted() -> bool:
-                return len(hook.received) >= 2
+                return any(r["body"]["kind"] == "escalation" for r in hook.received)
 
             await eventually(alerted, what="the escalation reaches the pager")
-            assert hook.received[1]["body"]["kind"] == "escalation"
-            assert str(case_id) in hook.received[1]["body"]["link"]
+            [alert] = [r for r in hook.received if r["body"]["kind"] == "escalation"]
+            assert str(case_id) in alert["body"]["link"]
+            # The second offer's reminder is due, but the case has moved on (escalated): none.
+            assert await remind_due(app.state.runtime, now + timedelta(minutes=6)) == 0
             await asyncio.sleep(0.5)
-            assert len(hook.received) == 2 and len(smtp.mailbox.messages) == 1
+            kinds = sorted(r["body"]["kind"] for r in hook.received)
+            assert kinds == ["escalation", "offer", "offer", "offer_reminder"]
+            assert len(smtp.mailbox.messages) == 3

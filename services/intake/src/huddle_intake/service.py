@@ -54,6 +54,11 @@ DEFINITION = ServiceDefinition(
     ),
     raw_handlers={inbound_reports.INBOUND_ADVERSE_EVENT: inbound_reports.INBOUND_REPORTS},
     bind_handlers=lambda runtime: paging.handlers(runtime.state["pager"]),
-    tasks=(journey.purge_contact_details, tier_one.send_prompts, notification_dispatcher()),
+    tasks=(
+        journey.purge_contact_details,
+        tier_one.send_prompts,
+        paging.send_reminders,
+        notification_dispatcher(),
+    ),
     configure=configure,
 )

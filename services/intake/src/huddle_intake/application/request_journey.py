@@ -99,7 +99,9 @@ async def _referral(uow: UnitOfWork, event: Event, _: CloudEvent) -> None:
 # What the requester sees of each step: when, and the how; never who (the peer's pseudonym is
 # kept for the contact release only, not shown).
 SUBSCRIPTIONS: dict[str, Handler] = {
-    OfferMade.event_type: _step("offered", lambda e: {"respond_by": e.respond_by}),
+    OfferMade.event_type: _step(
+        "offered", lambda e: {"respond_by": e.respond_by, "offer_id": str(e.offer_id)}
+    ),
     MatchEscalated.event_type: _step("escalated", lambda e: {"reason": e.reason.value}),
     PeerMatched.event_type: _step(
         "matched",

@@ -13,14 +13,12 @@ from uuid import UUID
 import structlog
 from huddle_contracts.vocabulary import Mode
 from huddle_runtime.consumer import failure_reason
-from huddle_runtime.notifications import ChannelAddress, EmailAddress, InboxAddress, Notification
-from huddle_runtime.notifications import notify as send
 from huddle_runtime.service import Runtime
 from huddle_runtime.tenancy import Tenant, apply_system_scope
 from huddle_runtime.unit_of_work import UnitOfWork
 
 from huddle_intake.adapters import journey_repository as journey
-from huddle_intake.application.paging import Pager, gateway
+from huddle_intake.application.paging import Pager, page_person
 
 log = structlog.get_logger(__name__)
 
@@ -109,29 +107,15 @@ async def send_due(runtime: Runtime) -> int:
             )
             if prompt is None:
                 continue
-            channels: list[ChannelAddress] = []
-            hook = await gateway(uow, pager, prompt["hospital_id"])
-            if hook is not None:
-                channels.append(hook)
-            sealed = await uow.conn.fetchval(
-                "SELECT sealed_contact FROM staff WHERE pseudonym = $1", prompt["manager"]
-            )
-            email = pager.vault.open(sealed).email if sealed else None
-            if email:
-                channels.append(EmailAddress(to=email))
-            channels.append(InboxAddress())
-            await send(
+            await page_person(
                 uow,
-                Notification(
-                    kind="check_in_prompt",
-                    recipient=prompt["manager"],
-                    network_id=row["network_id"],
-                    hospital_id=prompt["hospital_id"],
-                    link=f"/check-ins/{prompt['id']}",
-                ),
-                channels,
-                key=pager.channel_key,
-                mode="all",
+                pager,
+                kind="check_in_prompt",
+                recipient=prompt["manager"],
+                network_id=row["network_id"],
+                hospital_id=prompt["hospital_id"],
+                link=f"/check-ins/{prompt['id']}",
+                respond_by=None,
                 notification_id=uuid.uuid5(prompt["id"], "check-in-prompt"),
             )
             await uow.conn.execute(

@@ -113,7 +113,10 @@ class SupportRequestRead(BaseModel):
             preferred_mode=request.preferred_mode,
             requested_at=request.requested_at,
             # The peer's pseudonym is kept for the contact release, never shown to the requester.
-            timeline=[{k: v for k, v in step.items() if k != "peer"} for step in timeline],
+            timeline=[
+                {k: v for k, v in step.items() if k not in ("peer", "offer_id")}
+                for step in timeline
+            ],
             crisis_resources=crisis_resources,
         )
 
