@@ -374,3 +374,32 @@ async def test_a_malformed_peer_in_the_path_is_refused(
     response = await client.get("/v1/peers/emp-1001", headers=bearer(local_issuer))
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_certification_lapses_when_its_validity_ends_once_and_by_itself(
+    training: tuple[FastAPI, httpx.AsyncClient], local_issuer: LocalIssuer
+) -> None:
+    from huddle_training.application.lapses import lapse_due
+
+    app, client = training
+    network = f"net-{uuid.uuid4().hex[:8]}"
+    headers = bearer(local_issuer, network=network)
+    peer = (await register(client, headers))["peer"]
+    until = datetime.now(UTC) + timedelta(days=30)
+    certified = await client.post(
+        f"/v1/peers/{peer}/certifications", headers=headers, json={"valid_until": until.isoformat()}
+    )
+    assert certified.status_code == 201, certified.text
+    assert await lapse_due(app.state.runtime, until - timedelta(seconds=1)) == 0
+    later = until + timedelta(days=1)
+    assert await lapse_due(app.state.runtime, later) >= 1
+    assert await lapse_due(app.state.runtime, later) == 0  # never fires twice
+    events = await outbox(app, peer)
+    assert [kind for kind, _ in events] == [
+        PeerCertified.event_type,
+        CertificationLapsed.event_type,
+    ]
+    lapse = CertificationLapsed.model_validate_json(events[-1][1])
+    assert lapse.lapsed_at == until
+    shown = (await client.get(f"/v1/peers/{peer}", headers=headers)).json()
+    assert shown["status"] == "lapsed"

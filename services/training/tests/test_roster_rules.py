@@ -209,3 +209,29 @@ def test_withdrawal_is_idempotent() -> None:
 def test_withdrawing_a_peer_matching_cannot_offer_announces_nothing(status: PeerStatus) -> None:
     withdrawn, lapse = a_peer(status=status).withdraw(NOW)
     assert withdrawn.status is PeerStatus.WITHDRAWN and lapse is None
+
+
+def test_a_certification_lapses_when_its_validity_ends() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from huddle_training.domain.roster import Peer, PeerStatus
+
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    peer = Peer(
+        pseudonym="p_" + "a" * 32,
+        network_id="north",
+        hospital_id="h1",
+        unit_id="icu",
+        discipline="nurse",
+        languages=("en",),
+        registered_at=now - timedelta(days=400),
+        status=PeerStatus.CERTIFIED,
+        certified_at=now - timedelta(days=366),
+        valid_until=now - timedelta(days=1),
+    )
+    lapsed, event = peer.lapse(now)
+    assert lapsed.status is PeerStatus.LAPSED and event is not None
+    assert event.lapsed_at == peer.valid_until
+    assert lapsed.lapse(now) == (lapsed, None)  # once
+    current = Peer(**{**peer.__dict__, "valid_until": now + timedelta(days=1)})
+    assert current.lapse(now) == (current, None)

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from huddle_runtime.service import ServiceDefinition
 from huddle_runtime.settings import ServiceSettings
 
+from huddle_training.application.lapses import lapse_certifications
 from huddle_training.entrypoints import http
 from huddle_training.settings import TrainingSettings
 
@@ -21,10 +22,12 @@ def configure(app: FastAPI, settings: ServiceSettings) -> None:
 DEFINITION = ServiceDefinition(
     name="training",
     title="Huddle training",
-    description="The peer roster: registers peers, records their certification and withdrawal, and "
-    "publishes PeerCertified and CertificationLapsed through its outbox.",
+    description="The peer roster: registers peers, records their certification and withdrawal, "
+    "lapses certifications when they end, and publishes PeerCertified and CertificationLapsed "
+    "through its outbox.",
     default_port=8004,
     migrations=Path(__file__).parent / "adapters" / "migrations",
     routers=(http.router,),
     configure=configure,
+    tasks=(lapse_certifications,),
 )

@@ -92,6 +92,22 @@ class Peer:
             lapsed_at=at,
         )
 
+    def lapse(self, now: datetime) -> tuple[Peer, CertificationLapsed | None]:
+        """A certification lapses when its validity ends (DOMAIN.md: refreshers keep it current).
+
+        Only a certified peer whose newest certification has ended lapses, once; matching then
+        stops offering them until a refresher is recorded.
+        """
+        if not a_certification_lapses_when_its_validity_ends(self, now):
+            return self, None
+        assert self.valid_until is not None
+        return replace(self, status=PeerStatus.LAPSED), CertificationLapsed(
+            network_id=self.network_id,
+            hospital_id=self.hospital_id,
+            peer=self.pseudonym,
+            lapsed_at=self.valid_until,
+        )
+
     def may_be_matched(self, now: datetime) -> bool:
         return a_withdrawn_peer_is_not_matched(self) and only_peers_whose_training_is_current(
             self, now
@@ -143,4 +159,12 @@ def only_peers_whose_training_is_current(peer: Peer, now: datetime) -> bool:
         peer.status is PeerStatus.CERTIFIED
         and peer.valid_until is not None
         and peer.valid_until > now
+    )
+
+
+def a_certification_lapses_when_its_validity_ends(peer: Peer, now: datetime) -> bool:
+    return (
+        peer.status is PeerStatus.CERTIFIED
+        and peer.valid_until is not None
+        and peer.valid_until <= now
     )
