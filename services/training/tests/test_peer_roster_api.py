@@ -403,3 +403,31 @@ async def test_a_certification_lapses_when_its_validity_ends_once_and_by_itself(
     assert lapse.lapsed_at == until
     shown = (await client.get(f"/v1/peers/{peer}", headers=headers)).json()
     assert shown["status"] == "lapsed"
+
+
+async def test_coordinators_see_coverage_and_who_lapses_soon(
+    training: tuple[FastAPI, httpx.AsyncClient], local_issuer: LocalIssuer
+) -> None:
+    app, client = training
+    network = f"net-{uuid.uuid4().hex[:8]}"
+    headers = bearer(local_issuer, network=network)
+    soon = (await register(client, headers))["peer"]
+    later = (await register(client, headers, discipline="physician"))["peer"]
+    (await register(client, headers))  # registered, never certified: not coverage
+    for peer, days in ((soon, 10), (later, 200)):
+        until = datetime.now(UTC) + timedelta(days=days)
+        assert (
+            await client.post(
+                f"/v1/peers/{peer}/certifications",
+                headers=headers,
+                json={"valid_until": until.isoformat()},
+            )
+        ).status_code == 201
+    report = (await client.get("/v1/coverage", headers=headers)).json()
+    assert sorted((c["discipline"], c["certified"]) for c in report["certified"]) == [
+        ("nurse", 1),
+        ("physician", 1),
+    ]
+    assert [p["peer"] for p in report["lapsing_soon"]] == [soon]
+    other = bearer(local_issuer, network=network, hospital="st-luke")
+    assert (await client.get("/v1/coverage", headers=other)).json()["certified"] == []

@@ -27,7 +27,7 @@ DEFINITION = ServiceDefinition(
     "through its outbox.",
     default_port=8004,
     migrations=Path(__file__).parent / "adapters" / "migrations",
-    routers=(http.router,),
+    routers=(http.router, http.coverage_router),
     configure=configure,
     tasks=(lapse_certifications,),
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import asyncpg
 from huddle_contracts.vocabulary import Discipline, Gender
 
@@ -107,3 +109,26 @@ def _peer(row: asyncpg.Record) -> Peer:
         certified_at=row["certified_at"],
         valid_until=row["valid_until"],
     )
+
+
+async def coverage(
+    conn: asyncpg.Connection, *, hospital_id: str | None, lapsing_before: datetime
+) -> dict[str, list[dict[str, object]]]:
+    """Certified peers per hospital and discipline, and who lapses before ``lapsing_before``."""
+    rows = await conn.fetch(
+        f"""SELECT hospital_id, discipline, count(*) AS certified
+              FROM ({_PEERS}) peers
+             WHERE status = 'certified' AND ($1::text IS NULL OR hospital_id = $1)
+             GROUP BY hospital_id, discipline ORDER BY hospital_id, discipline""",
+        hospital_id,
+    )
+    soon = await conn.fetch(
+        f"""SELECT pseudonym AS peer, hospital_id, discipline, valid_until
+              FROM ({_PEERS}) peers
+             WHERE status = 'certified' AND valid_until < $2
+               AND ($1::text IS NULL OR hospital_id = $1)
+             ORDER BY valid_until""",
+        hospital_id,
+        lapsing_before,
+    )
+    return {"certified": [dict(r) for r in rows], "lapsing_soon": [dict(r) for r in soon]}

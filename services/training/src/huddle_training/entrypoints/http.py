@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -23,6 +23,7 @@ from huddle_runtime.service import Runtime
 from huddle_runtime.settings import ServiceSettings
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from huddle_training.adapters import repository
 from huddle_training.application import roster
 from huddle_training.domain.certification import Certification, CertificationRefused
 from huddle_training.domain.roster import Peer, PeerStatus, RosterRuleBroken
@@ -278,3 +279,21 @@ async def withdraw_peer(peer: PeerPath, request: Request, principal: Coordinator
     except roster.UnknownPeer as exc:
         raise NotFound(str(exc)) from exc
     return PeerRead.of(withdrawn)
+
+
+coverage_router = APIRouter(prefix="/v1/coverage", tags=["peer roster"])
+
+
+@coverage_router.get(
+    "",
+    summary="Coverage: certified peers per hospital and discipline, and who lapses soon",
+)
+async def coverage(
+    request: Request, principal: Coordinator, lapsing_within_days: int = Query(30, ge=1, le=365)
+) -> dict[str, list[dict[str, object]]]:
+    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+        return await repository.coverage(
+            uow.conn,
+            hospital_id=_hospital_scope(principal),
+            lapsing_before=datetime.now(UTC) + timedelta(days=lapsing_within_days),
+        )
