@@ -165,19 +165,16 @@ async def test_request_offer_accept_case_contact_close_release(
 
         async def timeline_complete() -> bool:
             view = (await intake.get(f"/v1/support-requests/{case_id}", headers=worker)).json()
-            return view["status"] == "closed"
+            return view["status"] == "closed" and len(view["timeline"]) == 7
 
-        await eventually(timeline_complete, what="the worker's timeline reaches closed")
+        await eventually(timeline_complete, what="the worker's whole timeline")
         view = (await intake.get(f"/v1/support-requests/{case_id}", headers=worker)).json()
-        assert [s["step"] for s in view["timeline"]] == [
-            "requested",
-            "offered",
-            "matched",
-            "contact",
-            "contact",
-            "referred",
-            "closed",
-        ]
+        steps = [s["step"] for s in view["timeline"]]
+        assert steps[:3] == ["requested", "offered", "matched"]
+        # Contacts and the close share a topic (in order); the referral has its own topic, so
+        # it may reach intake before or after them.
+        assert [s for s in steps[3:] if s != "referred"] == ["contact", "contact", "closed"]
+        assert steps.count("referred") == 1
 
         # Contact details go once the retention period after closing has passed.
         intake_app = apps["intake"][0]
