@@ -16,7 +16,7 @@ async def create_pool(settings: ServiceSettings, *, as_service_role: bool = True
     async def init(conn: asyncpg.Connection) -> None:
         if role:
             # Row-level security applies to this role; the connecting user may be an admin.
-            await conn.execute(f"SET ROLE {_quote_ident(role)}")
+            await conn.execute(f"SET ROLE {quote_ident(role)}")
 
     pool = await asyncpg.create_pool(
         settings.database.url.get_secret_value(),
@@ -46,8 +46,5 @@ async def connect(settings: ServiceSettings, **kwargs: Any) -> asyncpg.Connectio
     return conn
 
 
-def _quote_ident(name: str) -> str:
+def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-quote_ident = _quote_ident

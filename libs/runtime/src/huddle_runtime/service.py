@@ -61,10 +61,6 @@ class ServiceDefinition:
     def topics_for(self, handlers: Mapping[str, object]) -> list[str]:
         return sorted({topic_for_event_type(t).name for t in (*handlers, *self.raw_handlers)})
 
-    @property
-    def consumed_topics(self) -> list[str]:
-        return self.topics_for(self.handlers)
-
 
 class Runtime:
     """The live parts of a running service, built in the lifespan and closed in reverse."""

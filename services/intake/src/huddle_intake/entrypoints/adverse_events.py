@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 from huddle_contracts.vocabulary import HarmCategory, HarmLevel, HospitalId
 from huddle_runtime.auth import Forbidden, Principal, Role, require_roles
+from huddle_runtime.edge import runtime_of
 from huddle_runtime.problems import ContentTooLarge, NotFound, Problem, UnsupportedMediaType
 from huddle_runtime.pseudonyms import pseudonym_for
-from huddle_runtime.service import Runtime
 from huddle_runtime.settings import ServiceSettings
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,11 +75,6 @@ class RefusedPolicy(Problem):
 ReportingSystem = Annotated[Principal, Depends(require_roles(Role.REPORTER))]
 PolicyReader = Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.NETWORK_ADMIN))]
 PolicyAdmin = Annotated[Principal, Depends(require_roles(Role.NETWORK_ADMIN))]
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _settings(request: Request) -> ServiceSettings:
@@ -164,7 +159,7 @@ async def report_adverse_event(
     )
     try:
         answer = await submit_adverse_event(
-            runtime=_runtime(request),
+            runtime=runtime_of(request),
             pseudonym_key=key,
             reporter=reporter,
             report=report,
@@ -252,7 +247,7 @@ def _updated_by(request: Request, principal: Principal) -> str:
 )
 async def read_network_policy(request: Request, principal: PolicyReader) -> OutreachPolicyRead:
     policy, source = await outreach_policies.policy_for(
-        runtime=_runtime(request), principal=principal, hospital_id=None
+        runtime=runtime_of(request), principal=principal, hospital_id=None
     )
     return OutreachPolicyRead.of(policy, source)
 
@@ -268,7 +263,7 @@ async def put_network_policy(
     _in_scope(principal, None)
     policy = _policy(body)
     await outreach_policies.set_policy(
-        runtime=_runtime(request),
+        runtime=runtime_of(request),
         principal=principal,
         hospital_id=None,
         policy=policy,
@@ -288,7 +283,7 @@ async def read_hospital_policy(
     if principal.hospital_id is not None and hospital_id != principal.hospital_id:
         raise Forbidden("your token is for another hospital")
     policy, source = await outreach_policies.policy_for(
-        runtime=_runtime(request), principal=principal, hospital_id=hospital_id
+        runtime=runtime_of(request), principal=principal, hospital_id=hospital_id
     )
     return OutreachPolicyRead.of(policy, source)
 
@@ -304,7 +299,7 @@ async def put_hospital_policy(
     _in_scope(principal, hospital_id)
     policy = _policy(body)
     await outreach_policies.set_policy(
-        runtime=_runtime(request),
+        runtime=runtime_of(request),
         principal=principal,
         hospital_id=hospital_id,
         policy=policy,
@@ -323,7 +318,7 @@ async def delete_hospital_policy(
 ) -> Response:
     _in_scope(principal, hospital_id)
     removed = await outreach_policies.remove_hospital_policy(
-        runtime=_runtime(request), principal=principal, hospital_id=hospital_id
+        runtime=runtime_of(request), principal=principal, hospital_id=hospital_id
     )
     if not removed:
         raise NotFound("the hospital has no outreach policy of its own")

@@ -149,22 +149,23 @@ async def end_certification(conn: asyncpg.Connection, peer: str, lapsed_at: date
     )
 
 
+_ROSTER = """SELECT p.*, EXISTS (SELECT 1 FROM on_call_shift s
+                              WHERE s.peer = p.pseudonym AND s.hospital_id = p.hospital_id
+                                AND s.starts_at <= $1 AND s.ends_at > $1) AS on_call,
+                (SELECT count(*) FROM offer o
+                  WHERE o.peer = p.pseudonym AND o.status = 'open') AS pending_offers
+           FROM peer p"""
+
+
 async def roster(conn: asyncpg.Connection, now: datetime) -> list[Peer]:
     """Every peer of the tenant's network, with whether they are on call at ``now``."""
-    rows = await conn.fetch(
-        """SELECT p.*, EXISTS (SELECT 1 FROM on_call_shift s
-                                WHERE s.peer = p.pseudonym AND s.hospital_id = p.hospital_id
-                                  AND s.starts_at <= $1 AND s.ends_at > $1) AS on_call,
-                  (SELECT count(*) FROM offer o
-                    WHERE o.peer = p.pseudonym AND o.status = 'open') AS pending_offers
-             FROM peer p ORDER BY p.pseudonym""",
-        now,
-    )
+    rows = await conn.fetch(_ROSTER + " ORDER BY p.pseudonym", now)
     return [_peer(r) for r in rows]
 
 
 async def get_peer(conn: asyncpg.Connection, pseudonym: str, now: datetime) -> Peer | None:
-    return next((p for p in await roster(conn, now) if p.pseudonym == pseudonym), None)
+    row = await conn.fetchrow(_ROSTER + " WHERE p.pseudonym = $2", now, pseudonym)
+    return _peer(row) if row else None
 
 
 def _peer(row: asyncpg.Record) -> Peer:

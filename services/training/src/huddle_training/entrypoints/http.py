@@ -17,9 +17,9 @@ from huddle_contracts.vocabulary import (
     UnitId,
 )
 from huddle_runtime.auth import Forbidden, Principal, Role, require_roles
+from huddle_runtime.edge import runtime_of
 from huddle_runtime.problems import Conflict, NotFound, Problem
 from huddle_runtime.pseudonyms import pseudonym_for
-from huddle_runtime.service import Runtime
 from huddle_runtime.settings import ServiceSettings
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -139,11 +139,6 @@ class RosterRuleProblem(Problem):
 Coordinator = Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.NETWORK_ADMIN))]
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _hospital_scope(principal: Principal) -> str | None:
     """The one hospital whose peers the caller may act on, or None for the whole network."""
     if Role.NETWORK_ADMIN in principal.roles:
@@ -178,7 +173,7 @@ async def register_peer(
     )
     try:
         peer = await roster.register(
-            runtime=_runtime(request), principal=principal, command=command
+            runtime=runtime_of(request), principal=principal, command=command
         )
     except roster.AlreadyOnRoster as exc:
         raise Conflict(str(exc)) from exc
@@ -205,7 +200,7 @@ async def list_peers(
     if scope is not None and hospital_id not in (None, scope):
         raise Forbidden(f"your token is for hospital {scope!r}, not {hospital_id!r}")
     peers = await roster.list_roster(
-        runtime=_runtime(request),
+        runtime=runtime_of(request),
         principal=principal,
         hospital=scope or hospital_id,
         status=peer_status,
@@ -223,7 +218,7 @@ async def list_peers(
 async def read_peer(peer: PeerPath, request: Request, principal: Coordinator) -> PeerRead:
     try:
         found = await roster.find_peer(
-            runtime=_runtime(request),
+            runtime=runtime_of(request),
             principal=principal,
             hospital=_hospital_scope(principal),
             pseudonym=peer,
@@ -251,7 +246,7 @@ async def certify_peer(
     )
     try:
         certified, certification = await roster.certify(
-            runtime=_runtime(request),
+            runtime=runtime_of(request),
             principal=principal,
             hospital=_hospital_scope(principal),
             command=command,
@@ -271,7 +266,7 @@ async def certify_peer(
 async def withdraw_peer(peer: PeerPath, request: Request, principal: Coordinator) -> PeerRead:
     try:
         withdrawn = await roster.withdraw(
-            runtime=_runtime(request),
+            runtime=runtime_of(request),
             principal=principal,
             hospital=_hospital_scope(principal),
             pseudonym=peer,
@@ -291,7 +286,7 @@ coverage_router = APIRouter(prefix="/v1/coverage", tags=["peer roster"])
 async def coverage(
     request: Request, principal: Coordinator, lapsing_within_days: int = Query(30, ge=1, le=365)
 ) -> dict[str, list[dict[str, object]]]:
-    async with _runtime(request).unit_of_work(principal.tenant) as uow:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         return await repository.coverage(
             uow.conn,
             hospital_id=_hospital_scope(principal),
