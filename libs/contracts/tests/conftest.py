@@ -16,9 +16,11 @@ import annotated_types
 from huddle_contracts.registry import EVENT_TYPES
 from huddle_contracts.vocabulary import (
     LANGUAGE_TAG_PATTERN,
+    MONTH_PATTERN,
     PSEUDONYM_PATTERN,
     HospitalId,
     LanguageTag,
+    Month,
     NetworkId,
     Pseudonym,
     UnitId,
@@ -33,6 +35,7 @@ CONSTRAINED_STRINGS: dict[object, st.SearchStrategy[str]] = {
     UnitId: st.from_regex(r"[a-z0-9][a-z0-9-]{0,62}", fullmatch=True),
     Pseudonym: st.from_regex(PSEUDONYM_PATTERN, fullmatch=True),
     LanguageTag: st.from_regex(LANGUAGE_TAG_PATTERN, fullmatch=True),
+    Month: st.from_regex(MONTH_PATTERN, fullmatch=True),
 }
 _BY_PATTERN = {
     get_args(alias)[1].pattern: strategy for alias, strategy in CONSTRAINED_STRINGS.items()

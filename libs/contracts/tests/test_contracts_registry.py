@@ -9,6 +9,7 @@ from typing import ClassVar
 import pytest
 from huddle_contracts.events import (
     AdverseEventReported,
+    AnonymisedProgrammeEvent,
     CertificationLapsed,
     Event,
     InvolvedStaff,
@@ -37,9 +38,14 @@ from huddle_contracts.vocabulary import (
 from pydantic import ValidationError
 
 # Raw inbound reports and the analysts' stream have no typed model yet.
-UNMODELLED_TOPICS = {INBOUND_ADVERSE_EVENTS.name, ANALYTICS_ANONYMISED.name}
+UNMODELLED_TOPICS = {INBOUND_ADVERSE_EVENTS.name}
 # The registry names keys in words; the models name the field that holds them.
-KEY_FIELDS = {"case id": "case_id", "adverse event id": "adverse_event_id", "peer id": "peer"}
+KEY_FIELDS = {
+    "case id": "case_id",
+    "adverse event id": "adverse_event_id",
+    "peer id": "peer",
+    "none (random)": "record_id",
+}
 
 PEER = "p_" + "c" * 32
 NOW = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
@@ -225,3 +231,10 @@ def test_events_are_immutable_values() -> None:
     with pytest.raises(ValidationError, match="frozen"):
         lapsed.peer = "p_" + "e" * 32
     assert hash(lapsed) == hash(CertificationLapsed(**BASE, peer=PEER, lapsed_at=NOW))
+
+
+def test_the_analysts_stream_is_unkeyed_and_its_subject_is_random() -> None:
+    # A key would group records by something an analyst could link; the record id is random.
+    assert not ANALYTICS_ANONYMISED.keyed
+    assert AnonymisedProgrammeEvent.subject_field == "record_id"
+    assert "pseudonym" not in AnonymisedProgrammeEvent.model_json_schema()["properties"]

@@ -3,6 +3,7 @@
 from .cloudevents import CloudEvent, CloudEventError, from_record, to_headers
 from .events import (
     AdverseEventReported,
+    AnonymisedProgrammeEvent,
     CaseClosed,
     CertificationLapsed,
     Event,
@@ -29,6 +30,7 @@ from .registry import (
 __all__ = [
     "EVENT_TYPES",
     "AdverseEventReported",
+    "AnonymisedProgrammeEvent",
     "CaseClosed",
     "CertificationLapsed",
     "CloudEvent",

@@ -17,6 +17,7 @@ from .topics import topic_for_event_type
 from .vocabulary import (
     ClinicalArea,
     Discipline,
+    DurationBand,
     EscalationReason,
     EventClass,
     Gender,
@@ -25,8 +26,10 @@ from .vocabulary import (
     HospitalId,
     LanguageTag,
     Mode,
+    Month,
     NetworkId,
     Origin,
+    ProgrammeRecordKind,
     Pseudonym,
     ReferralResource,
     Tier,
@@ -321,3 +324,43 @@ class CertificationLapsed(Event):
 
     peer: Pseudonym
     lapsed_at: AwareDatetime
+
+
+class AnonymisedProgrammeEvent(Event):
+    """One programme event on the analysts' stream: random surrogates, the month only, and
+    people's groups coarsened until each holds at least k cases (or the record waits)."""
+
+    event_type: ClassVar[str] = "huddle.analytics.programme_event.v1"
+    subject_field: ClassVar[str] = "record_id"
+    time_field: ClassVar[str] = "period_start"
+
+    hospital_id: HospitalId | None = None  # type: ignore[assignment]
+    """The hospital, or null when coarsened to the network."""
+    record_id: UUID
+    """Random, new for every record: it appears on no other topic."""
+    kind: ProgrammeRecordKind
+    period: Month
+    """The calendar month (UTC) of the occurrence, e.g. ``2026-08``; never an exact time."""
+    period_start: AwareDatetime
+    """Midnight UTC on the first day of ``period``."""
+    case: UUID | None = None
+    """A random surrogate of the support case, the same on every record of that case."""
+    peer: UUID | None = None
+    """A random surrogate of the peer (never the pseudonym), the same on every record."""
+    discipline: Discipline | None = None
+    """Null when coarsened away (or unknown)."""
+    clinical_area: ClinicalArea | None = None
+    origin: Origin | None = None
+    urgency: Urgency | None = None
+    tier: Tier | None = None
+    mode: Mode | None = None
+    waited: DurationBand | None = None
+    """How long since the request, in bands: to the offer, the match, the first contact."""
+    deadline_met: bool | None = None
+    """For a first contact: whether it came before the first-contact deadline."""
+    referral: ReferralResource | None = None
+    harm_level: HarmLevel | None = None
+    involved: Annotated[int, Field(ge=0)] | None = None
+    """For an adverse event: how many staff were involved."""
+    coarsened: tuple[Literal["hospital", "discipline", "clinical_area"], ...] = ()
+    """Which groupings were coarsened away so that no group is smaller than k."""

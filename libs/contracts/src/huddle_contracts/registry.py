@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from .cloudevents import CONTENT_TYPE, CloudEvent, CloudEventError
 from .events import (
     AdverseEventReported,
+    AnonymisedProgrammeEvent,
     CaseClosed,
     CertificationLapsed,
     Event,
@@ -37,6 +38,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ReferralMade,
         PeerCertified,
         CertificationLapsed,
+        AnonymisedProgrammeEvent,
     )
 }
 

@@ -33,6 +33,11 @@ Pseudonym = Annotated[str, StringConstraints(pattern=PSEUDONYM_PATTERN)]
 Its shape cannot hold a name, an e-mail address or a staff number.
 """
 
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+
+Month = Annotated[str, StringConstraints(pattern=MONTH_PATTERN)]
+"""A calendar month, ``YYYY-MM``: the finest time the analysts' stream shows."""
+
 LANGUAGE_TAG_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 
 LanguageTag = Annotated[str, StringConstraints(pattern=LANGUAGE_TAG_PATTERN)]
@@ -163,3 +168,30 @@ class EscalationReason(StrEnum):
     """Every eligible peer declined or let the offer lapse."""
     DEADLINE_AT_RISK = "deadline_at_risk"
     """The first-contact deadline can no longer be met in the hospital."""
+
+
+class ProgrammeRecordKind(StrEnum):
+    """What an anonymised programme record stands for (one per programme event)."""
+
+    ADVERSE_EVENT_REPORTED = "adverse_event_reported"
+    SUPPORT_REQUESTED = "support_requested"
+    OFFER_MADE = "offer_made"
+    PEER_MATCHED = "peer_matched"
+    MATCH_ESCALATED = "match_escalated"
+    SUPPORT_WITHDRAWN = "support_withdrawn"
+    FIRST_CONTACT = "first_contact"
+    SESSION_COMPLETED = "session_completed"
+    REFERRAL_MADE = "referral_made"
+    CASE_CLOSED = "case_closed"
+    PEER_CERTIFIED = "peer_certified"
+    CERTIFICATION_LAPSED = "certification_lapsed"
+
+
+class DurationBand(StrEnum):
+    """A waiting time coarsened for the analysts' stream (never the exact minutes)."""
+
+    UNDER_30_MINUTES = "under_30_minutes"
+    UNDER_2_HOURS = "under_2_hours"
+    UNDER_24_HOURS = "under_24_hours"
+    UNDER_72_HOURS = "under_72_hours"
+    LONGER = "longer"
