@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -25,6 +27,9 @@ async def training_settings(
         jwks_file=local_issuer.jwks_path,
         # The relay would delete rows once published; held, the outbox shows what each call queued.
         relay_enabled=False,
+        # The HTTP tests need no consumer (each app joining the group would rebalance it);
+        # `training_live` runs one.
+        consumer_enabled=False,
     )
     await migrate_service(DEFINITION, settings)
     return settings
@@ -36,3 +41,65 @@ async def training(
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     async with running_app(DEFINITION, training_settings) as running:
         yield running
+
+
+@pytest.fixture
+async def training_live(
+    training_settings: ServiceSettings,
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The service as deployed: its relay publishes to Kafka and its consumer reads the bus."""
+    settings = training_settings.model_copy(
+        update={
+            "delivery": training_settings.delivery.model_copy(
+                update={"relay_enabled": True, "consumer_enabled": True}
+            )
+        }
+    )
+    async with running_app(DEFINITION, settings) as running:
+        yield running
+
+
+def _bearer(
+    issuer: LocalIssuer,
+    role: str = "coordinator",
+    network: str = "north",
+    hospital: str | None = "st-mary",
+    subject: str | None = None,
+) -> dict[str, str]:
+    token = issuer.mint(
+        role=role,
+        network=network,
+        hospital=hospital,
+        subject=subject or f"emp-{uuid.uuid4().hex[:8]}",
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def bearer(local_issuer: LocalIssuer) -> Callable[..., dict[str, str]]:
+    """Authorization headers: bearer(role=..., network=..., hospital=..., subject=...)."""
+
+    def headers(**claims: str | None) -> dict[str, str]:
+        return _bearer(local_issuer, **claims)  # type: ignore[arg-type]
+
+    return headers
+
+
+@pytest.fixture
+def network() -> str:
+    """A network of its own for each test: nothing another test wrote is visible in it."""
+    return f"net-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def outbox_of() -> Callable[[FastAPI, str], Awaitable[list[tuple[str, bytes]]]]:
+    """(CloudEvents type, data) of every outbox row keyed by a peer, oldest first."""
+
+    async def read(app: FastAPI, peer: str) -> list[tuple[str, bytes]]:
+        async with app.state.runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT headers, value FROM outbox WHERE key = $1 ORDER BY id", peer.encode()
+            )
+        return [(dict(json.loads(r["headers"]))["ce_type"], bytes(r["value"])) for r in rows]
+
+    return read

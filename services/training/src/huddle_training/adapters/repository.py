@@ -114,12 +114,20 @@ def _peer(row: asyncpg.Record) -> Peer:
 async def coverage(
     conn: asyncpg.Connection, *, hospital_id: str | None, lapsing_before: datetime
 ) -> dict[str, list[dict[str, object]]]:
-    """Certified peers per hospital and discipline, and who lapses before ``lapsing_before``."""
+    """Certified peers per hospital and discipline, per discipline, and who lapses before
+    ``lapsing_before``."""
     rows = await conn.fetch(
         f"""SELECT hospital_id, discipline, count(*) AS certified
               FROM ({_PEERS}) peers
              WHERE status = 'certified' AND ($1::text IS NULL OR hospital_id = $1)
              GROUP BY hospital_id, discipline ORDER BY hospital_id, discipline""",
+        hospital_id,
+    )
+    by_discipline = await conn.fetch(
+        f"""SELECT discipline, count(*) AS certified
+              FROM ({_PEERS}) peers
+             WHERE status = 'certified' AND ($1::text IS NULL OR hospital_id = $1)
+             GROUP BY discipline ORDER BY discipline""",
         hospital_id,
     )
     soon = await conn.fetch(
@@ -131,4 +139,8 @@ async def coverage(
         hospital_id,
         lapsing_before,
     )
-    return {"certified": [dict(r) for r in rows], "lapsing_soon": [dict(r) for r in soon]}
+    return {
+        "certified": [dict(r) for r in rows],
+        "by_discipline": [dict(r) for r in by_discipline],
+        "lapsing_soon": [dict(r) for r in soon],
+    }

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from huddle_contracts.vocabulary import Discipline, Gender
 from huddle_runtime.auth import Principal
 from huddle_runtime.service import Runtime
+from huddle_runtime.unit_of_work import UnitOfWork
 
-from huddle_training.adapters import repository
+from huddle_training.adapters import courses, repository
 from huddle_training.domain.certification import Certification, certification_valid_until
 from huddle_training.domain.roster import Peer, PeerStatus, register_peer
 
@@ -50,7 +51,8 @@ class RegisterPeer:
 class CertifyPeer:
     pseudonym: str
     validity_months: int
-    """The network's validity period, used when ``valid_until`` is not given."""
+    """The default validity period, used when ``valid_until`` is not given and the network has
+    no certification rule of its own."""
     certified_at: datetime | None = None
     valid_until: datetime | None = None
 
@@ -68,9 +70,14 @@ async def register(*, runtime: Runtime, principal: Principal, command: RegisterP
         registered_at=datetime.now(UTC),
     )
     async with runtime.unit_of_work(principal.tenant) as uow:
-        if not await repository.add(uow.conn, peer):
-            raise AlreadyOnRoster(peer.pseudonym)
+        await enrol_on_roster(uow, peer)
     return peer
+
+
+async def enrol_on_roster(uow: UnitOfWork, peer: Peer) -> None:
+    """Put a new peer on the roster (registered by a coordinator, or an approved nomination)."""
+    if not await repository.add(uow.conn, peer):
+        raise AlreadyOnRoster(peer.pseudonym)
 
 
 async def find_peer(
@@ -98,25 +105,42 @@ async def list_roster(
 async def certify(
     *, runtime: Runtime, principal: Principal, hospital: str | None, command: CertifyPeer
 ) -> tuple[Peer, Certification]:
-    """Record the certification and queue PeerCertified, in one transaction."""
+    """Record the certification and queue PeerCertified, in one transaction.
+
+    Without a ``valid_until``, the certification lasts the network's validity period: its
+    certification rule's, else ``command.validity_months``.
+    """
     recorded_at = datetime.now(UTC)
     certified_at = command.certified_at or recorded_at
-    certification = Certification(
-        certification_id=uuid.uuid4(),
-        network_id=principal.network_id,
-        peer=command.pseudonym,
-        certified_at=certified_at,
-        valid_until=command.valid_until
-        or certification_valid_until(certified_at, months=command.validity_months),
-        recorded_at=recorded_at,
-    )
     async with runtime.unit_of_work(principal.tenant) as uow:
-        peer = await repository.get(uow.conn, command.pseudonym, for_update=True)
-        certified, event = _visible(peer, hospital, command.pseudonym).certify(certification)
-        await repository.add_certification(uow.conn, certification)
-        await repository.set_status(uow.conn, certified)
-        uow.publish(event)
+        peer = _visible(
+            await repository.get(uow.conn, command.pseudonym, for_update=True),
+            hospital,
+            command.pseudonym,
+        )
+        rule = await courses.certification_rule(uow.conn)
+        months = rule.validity_months if rule is not None else command.validity_months
+        certification = Certification(
+            certification_id=uuid.uuid4(),
+            network_id=principal.network_id,
+            peer=command.pseudonym,
+            certified_at=certified_at,
+            valid_until=command.valid_until
+            or certification_valid_until(certified_at, months=months),
+            recorded_at=recorded_at,
+        )
+        certified = await record_certification(uow, peer, certification)
     return certified, certification
+
+
+async def record_certification(uow: UnitOfWork, peer: Peer, certification: Certification) -> Peer:
+    """The one certify path (by hand or by completing the course): the certification, the
+    peer's status and PeerCertified, in the caller's unit of work."""
+    certified, event = peer.certify(certification)
+    await repository.add_certification(uow.conn, certification)
+    await repository.set_status(uow.conn, certified)
+    uow.publish(event)
+    return certified
 
 
 async def withdraw(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from huddle_contracts.vocabulary import (
     PSEUDONYM_PATTERN,
     ClinicalArea,
@@ -16,27 +16,27 @@ from huddle_contracts.vocabulary import (
     LanguageTag,
     UnitId,
 )
-from huddle_runtime.auth import Forbidden, Principal, Role, require_roles
+from huddle_runtime.auth import Forbidden
 from huddle_runtime.edge import runtime_of
 from huddle_runtime.problems import Conflict, NotFound, Problem
 from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.settings import ServiceSettings
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from huddle_training.adapters import repository
 from huddle_training.application import roster
 from huddle_training.domain.certification import Certification, CertificationRefused
 from huddle_training.domain.roster import Peer, PeerStatus, RosterRuleBroken
+from huddle_training.entrypoints.access import STRICT, Coordinator, hospital_scope
 from huddle_training.settings import TrainingSettings
 
 router = APIRouter(prefix="/v1/peers", tags=["peer roster"])
 
-_STRICT = ConfigDict(extra="forbid")
 PeerPath = Annotated[str, Path(pattern=PSEUDONYM_PATTERN, description="The peer's pseudonym.")]
 
 
 class PeerRegistration(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
 
     staff_ref: str = Field(
         min_length=1,
@@ -61,7 +61,7 @@ class PeerRegistration(BaseModel):
 
 
 class CertificationRecord(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
 
     certified_at: AwareDatetime | None = Field(
         default=None, description="When the peer completed training; defaults to now."
@@ -136,16 +136,6 @@ class RosterRuleProblem(Problem):
     type_suffix = "programme-rule"
 
 
-Coordinator = Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.NETWORK_ADMIN))]
-
-
-def _hospital_scope(principal: Principal) -> str | None:
-    """The one hospital whose peers the caller may act on, or None for the whole network."""
-    if Role.NETWORK_ADMIN in principal.roles:
-        return None
-    return principal.hospital_id
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -155,7 +145,7 @@ def _hospital_scope(principal: Principal) -> str | None:
 async def register_peer(
     body: PeerRegistration, request: Request, response: Response, principal: Coordinator
 ) -> PeerRead:
-    scope = _hospital_scope(principal)
+    scope = hospital_scope(principal)
     hospital = body.hospital_id or principal.hospital_id
     if hospital is None:
         raise RosterRuleProblem("hospital_id is required when your token names no hospital")
@@ -196,7 +186,7 @@ async def list_peers(
     after: Annotated[str | None, Query(pattern=PSEUDONYM_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RosterPage:
-    scope = _hospital_scope(principal)
+    scope = hospital_scope(principal)
     if scope is not None and hospital_id not in (None, scope):
         raise Forbidden(f"your token is for hospital {scope!r}, not {hospital_id!r}")
     peers = await roster.list_roster(
@@ -220,7 +210,7 @@ async def read_peer(peer: PeerPath, request: Request, principal: Coordinator) ->
         found = await roster.find_peer(
             runtime=runtime_of(request),
             principal=principal,
-            hospital=_hospital_scope(principal),
+            hospital=hospital_scope(principal),
             pseudonym=peer,
         )
     except roster.UnknownPeer as exc:
@@ -248,7 +238,7 @@ async def certify_peer(
         certified, certification = await roster.certify(
             runtime=runtime_of(request),
             principal=principal,
-            hospital=_hospital_scope(principal),
+            hospital=hospital_scope(principal),
             command=command,
         )
     except roster.UnknownPeer as exc:
@@ -268,7 +258,7 @@ async def withdraw_peer(peer: PeerPath, request: Request, principal: Coordinator
         withdrawn = await roster.withdraw(
             runtime=runtime_of(request),
             principal=principal,
-            hospital=_hospital_scope(principal),
+            hospital=hospital_scope(principal),
             pseudonym=peer,
         )
     except roster.UnknownPeer as exc:
@@ -281,14 +271,18 @@ coverage_router = APIRouter(prefix="/v1/coverage", tags=["peer roster"])
 
 @coverage_router.get(
     "",
-    summary="Coverage: certified peers per hospital and discipline, and who lapses soon",
+    summary="Coverage: certified peers per hospital and discipline, per discipline, and who "
+    "lapses soon",
 )
 async def coverage(
     request: Request, principal: Coordinator, lapsing_within_days: int = Query(30, ge=1, le=365)
 ) -> dict[str, list[dict[str, object]]]:
+    """`certified`: per hospital and discipline; `by_discipline`: per discipline over the
+    caller's hospital (a coordinator) or network; `lapsing_soon`: certified peers whose
+    certification ends within `lapsing_within_days`. On-call cover per shift is matching's rota."""
     async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         return await repository.coverage(
             uow.conn,
-            hospital_id=_hospital_scope(principal),
+            hospital_id=hospital_scope(principal),
             lapsing_before=datetime.now(UTC) + timedelta(days=lapsing_within_days),
         )
