@@ -1,0 +1,242 @@
+"""SQL of the published aggregates: raw counts and durations by month, before any protection.
+
+Only whitelisted column names are ever put into SQL text (the ``by`` dimension of a measure);
+every value goes through a parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A countable programme fact: which rows, which time, which breakdowns."""
+
+    name: str
+    table: str
+    time: str
+    dimensions: dict[str, str]
+    """Public name of a breakdown -> its SQL expression."""
+    where: str = "TRUE"
+
+
+MEASURES: dict[str, Measure] = {
+    m.name: m
+    for m in (
+        Measure(
+            name="requests",
+            table="support_case",
+            time="requested_at",
+            dimensions={
+                "hospital": "hospital_id",
+                "origin": "origin",
+                "urgency": "urgency",
+                "tier": "tier::text",
+                "discipline": "discipline",
+                "clinical_area": "coalesce(clinical_area, 'unknown')",
+            },
+            where="requested_at IS NOT NULL",
+        ),
+        Measure(
+            name="sessions",
+            table="session_record",
+            time="started_at",
+            dimensions={
+                "hospital": "hospital_id",
+                "mode": "mode",
+                "tier": "tier::text",
+                "format": "CASE WHEN grouped THEN 'group' ELSE 'one_to_one' END",
+            },
+        ),
+        Measure(
+            name="referrals",
+            table="referral_record",
+            time="made_at",
+            dimensions={
+                "hospital": "hospital_id",
+                "resource": "resource",
+                "urgency": "urgency",
+                "referred_by": "CASE WHEN by_peer THEN 'peer' ELSE 'crisis_escalation' END",
+            },
+        ),
+        Measure(
+            name="adverse_events",
+            table="adverse_event",
+            time="reported_at",
+            dimensions={
+                "hospital": "hospital_id",
+                "harm_level": "harm_level",
+                "event_class": "event_class",
+                "caused_by_error": (
+                    "CASE WHEN 'medication_error' = ANY(categories) THEN 'error' ELSE 'other' END"
+                ),
+                "outreach": "CASE WHEN outreach_triggered THEN 'outreach' ELSE 'none' END",
+            },
+        ),
+    )
+}
+
+
+async def monthly_counts(
+    conn: asyncpg.Connection,
+    measure: Measure,
+    by: str | None,
+    *,
+    hospital: str | None,
+    start: datetime,
+    end: datetime,
+) -> list[tuple[str, datetime, int]]:
+    """(breakdown value, month, count) for the measure in [start, end)."""
+    dimension = measure.dimensions[by] if by else "'all'"
+    rows = await conn.fetch(
+        f"""SELECT {dimension} AS value,
+                   date_trunc('month', {measure.time} AT TIME ZONE 'UTC') AS month,
+                   count(*) AS n
+              FROM {measure.table}
+             WHERE {measure.where} AND ($1::text IS NULL OR hospital_id = $1)
+               AND {measure.time} >= $2 AND {measure.time} < $3
+             GROUP BY 1, 2""",
+        hospital,
+        start,
+        end,
+    )
+    return [(str(r["value"] or "unknown"), r["month"], int(r["n"])) for r in rows]
+
+
+_CASE_DIMENSIONS = MEASURES["requests"].dimensions
+
+
+async def case_timings(
+    conn: asyncpg.Connection,
+    by: str | None,
+    *,
+    hospital: str | None,
+    start: datetime,
+    end: datetime,
+) -> list[dict[str, Any]]:
+    """Per case: its breakdown value, month, urgency, and minutes to offer, match and contact."""
+    dimension = _CASE_DIMENSIONS[by] if by else "'all'"
+    rows = await conn.fetch(
+        f"""SELECT {dimension} AS value,
+                   date_trunc('month', requested_at AT TIME ZONE 'UTC') AS month,
+                   urgency,
+                   extract(epoch FROM first_offered_at - requested_at) / 60 AS to_offer,
+                   extract(epoch FROM matched_at - requested_at) / 60 AS to_match,
+                   extract(epoch FROM first_contact_at - requested_at) / 60 AS to_contact,
+                   CASE WHEN respond_by IS NULL THEN NULL
+                        WHEN first_contact_at IS NOT NULL THEN first_contact_at <= respond_by
+                        WHEN respond_by < now() AND withdrawn_at IS NULL THEN false
+                   END AS deadline_met
+              FROM support_case
+             WHERE requested_at IS NOT NULL AND urgency <> 'crisis'
+               AND ($1::text IS NULL OR hospital_id = $1)
+               AND requested_at >= $2 AND requested_at < $3""",
+        hospital,
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]
+
+
+async def adverse_event_reach(
+    conn: asyncpg.Connection, *, hospital: str | None, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Per adverse event: month, staff involved, offered support (cases) and reached (contacted)."""
+    rows = await conn.fetch(
+        """SELECT date_trunc('month', e.reported_at AT TIME ZONE 'UTC') AS month,
+                  e.involved,
+                  count(c.case_id) AS offered,
+                  count(c.first_contact_at) AS reached
+             FROM adverse_event e
+             LEFT JOIN support_case c
+                    ON c.network_id = e.network_id AND c.adverse_event_id = e.adverse_event_id
+            WHERE ($1::text IS NULL OR e.hospital_id = $1)
+              AND e.reported_at >= $2 AND e.reported_at < $3
+            GROUP BY e.adverse_event_id, e.reported_at, e.involved""",
+        hospital,
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]
+
+
+async def follow_ups(
+    conn: asyncpg.Connection, *, hospital: str | None, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """One-to-one sessions that planned a follow-up, and whether a later one took place."""
+    rows = await conn.fetch(
+        """SELECT date_trunc('month', s.started_at AT TIME ZONE 'UTC') AS month,
+                  EXISTS (SELECT 1 FROM session_record later
+                           WHERE later.network_id = s.network_id AND later.case_id = s.case_id
+                             AND later.started_at > s.started_at) AS kept
+             FROM session_record s
+            WHERE s.follow_up_planned AND NOT s.grouped
+              AND ($1::text IS NULL OR s.hospital_id = $1)
+              AND s.started_at >= $2 AND s.started_at < $3""",
+        hospital,
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]
+
+
+async def matched_cases(
+    conn: asyncpg.Connection, *, hospital: str | None, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Cases matched to a peer: month, whether they were referred on (tier 3)."""
+    rows = await conn.fetch(
+        """SELECT date_trunc('month', matched_at AT TIME ZONE 'UTC') AS month, referral
+             FROM support_case
+            WHERE matched_at IS NOT NULL AND ($1::text IS NULL OR hospital_id = $1)
+              AND matched_at >= $2 AND matched_at < $3""",
+        hospital,
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]
+
+
+async def peer_loads(
+    conn: asyncpg.Connection, *, hospital: str | None, start: datetime, end: datetime
+) -> list[int]:
+    """Cases matched per certified peer in the period (peers with none count as 0)."""
+    rows = await conn.fetch(
+        """WITH active AS (
+                SELECT peer FROM peer_certification
+                 WHERE certified_at < $3 AND valid_until > $2
+                   AND (lapsed_at IS NULL OR lapsed_at > $2)
+                   AND ($1::text IS NULL OR hospital_id = $1)
+           ), load AS (
+                SELECT peer, count(*) AS cases FROM support_case
+                 WHERE peer IS NOT NULL AND matched_at >= $2 AND matched_at < $3
+                   AND ($1::text IS NULL OR hospital_id = $1)
+                 GROUP BY peer
+           )
+           SELECT coalesce(load.cases, 0) AS cases
+             FROM active FULL JOIN load ON load.peer = active.peer""",
+        hospital,
+        start,
+        end,
+    )
+    return [int(r["cases"]) for r in rows]
+
+
+async def certified_peers(
+    conn: asyncpg.Connection, *, hospital: str | None, at: datetime
+) -> list[tuple[str, str, int]]:
+    """(hospital, discipline, certified peers) at an instant."""
+    rows = await conn.fetch(
+        """SELECT hospital_id, discipline, count(*) AS n FROM peer_certification
+            WHERE certified_at <= $2 AND valid_until > $2
+              AND (lapsed_at IS NULL OR lapsed_at > $2)
+              AND ($1::text IS NULL OR hospital_id = $1)
+            GROUP BY 1, 2""",
+        hospital,
+        at,
+    )
+    return [(r["hospital_id"], r["discipline"], int(r["n"])) for r in rows]

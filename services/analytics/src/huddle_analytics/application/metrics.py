@@ -1,0 +1,325 @@
+"""Programme metrics as published: counted, coarsened, then protected against small cells.
+
+How the published numbers stay safe together:
+- a table covers one calendar year; a narrower date range would let totals be differenced;
+- its grain (month, quarter or year) is chosen from the data, coarsest first needed, never by the
+  caller, and is the same for every breakdown of the same measure and scope;
+- every breakdown of a measure shares one protected series of period totals (its column totals),
+  so no breakdown reveals a total another one hides;
+- statistics over people (percentiles, shares, paired change) need at least k people.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from huddle_runtime.unit_of_work import UnitOfWork
+
+from huddle_analytics.adapters import queries as sql
+from huddle_analytics.domain.load import gini, percentile
+from huddle_analytics.domain.periods import Grain, label, periods_of, year_bounds
+from huddle_analytics.domain.suppression import (
+    ProtectedTable,
+    coarsen,
+    enough,
+    protect_counts,
+    protect_share,
+    protect_table,
+)
+from huddle_analytics.observability import AnalyticsMetrics
+
+# Peers by cases carried in the period: load bands, so no peer's own count is shown.
+LOAD_BANDS = ((0, "0"), (1, "1"), (3, "2-3"), (5, "4-5"), (10**9, "6+"))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the caller may see: the network, or one hospital; one calendar year."""
+
+    hospital: str | None
+    year: int
+    k: int
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        return year_bounds(self.year)
+
+
+def fold(monthly: Iterable[tuple[str, datetime, int]], grain: Grain) -> dict[tuple[str, str], int]:
+    """Sum monthly counts into the periods of a coarser grain."""
+    folded: dict[tuple[str, str], int] = defaultdict(int)
+    for value, month, n in monthly:
+        folded[(value, label(month, grain))] += n
+    return folded
+
+
+def period_series(
+    monthly: Sequence[tuple[str, datetime, int]], year: int, k: int
+) -> tuple[Grain, ProtectedTable]:
+    """The protected totals per period, at the finest grain that stays readable."""
+
+    def build(grain: Grain) -> ProtectedTable:
+        folded = fold(monthly, grain)
+        periods = periods_of(year, grain)
+        return protect_counts(periods, [folded.get(("all", p), 0) for p in periods], k)
+
+    grain, table = coarsen([(g.value, lambda g=g: build(g)) for g in Grain])  # type: ignore[misc]
+    return Grain(grain), table
+
+
+def breakdown(
+    monthly: Sequence[tuple[str, datetime, int]],
+    grain: Grain,
+    year: int,
+    series: ProtectedTable,
+    k: int,
+) -> ProtectedTable:
+    folded = fold(monthly, grain)
+    rows = sorted({value for value, _ in folded})
+    periods = periods_of(year, grain)
+    counts = [[folded.get((r, p), 0) for p in periods] for r in rows]
+    # The period totals are the series already published: hidden there, hidden here too.
+    return protect_table(
+        rows, periods, counts, k, column_totals_hidden=[t is None for t in series.cells[0]]
+    )
+
+
+async def counts(
+    uow: UnitOfWork, measure_name: str, by: str | None, scope: Scope
+) -> dict[str, Any]:
+    measure = sql.MEASURES[measure_name]
+    start, end = scope.bounds
+    overall = await sql.monthly_counts(
+        uow.conn, measure, None, hospital=scope.hospital, start=start, end=end
+    )
+    grain, series = period_series(overall, scope.year, scope.k)
+    table = series
+    if by is not None:
+        monthly = await sql.monthly_counts(
+            uow.conn, measure, by, hospital=scope.hospital, start=start, end=end
+        )
+        table = breakdown(monthly, grain, scope.year, series, scope.k)
+    return {
+        "measure": measure_name,
+        "by": by,
+        "hospital": scope.hospital,
+        "year": scope.year,
+        "grain": grain.value,
+        "threshold": scope.k,
+        "table": table.as_dict(),
+    }
+
+
+def _share(numerator: int, denominator: int, k: int) -> dict[str, Any]:
+    n, d, share = protect_share(numerator, denominator, k)
+    return {"count": n, "of": d, "share": None if share is None else round(share, 3)}
+
+
+def _percentiles(values: list[float], k: int) -> dict[str, float | None]:
+    if not enough(len(values), k):
+        return {"p50": None, "p90": None}
+    p50, p90 = percentile(values, 50), percentile(values, 90)
+    return {
+        "p50": None if p50 is None else round(p50, 1),
+        "p90": None if p90 is None else round(p90, 1),
+    }
+
+
+async def response_times(uow: UnitOfWork, by: str | None, scope: Scope) -> dict[str, Any]:
+    """Minutes to offer, to match and to first contact (p50, p90), and deadlines kept, by
+    urgency: urgent within 30 minutes, routine within 24 working hours of the hospital."""
+    start, end = scope.bounds
+    cases = await sql.case_timings(uow.conn, by, hospital=scope.hospital, start=start, end=end)
+    monthly = Counter((str(c["value"] or "unknown"), c["month"]) for c in cases)
+    grain, series = period_series(
+        [("all", month, n) for month, n in Counter(c["month"] for c in cases).items()],
+        scope.year,
+        scope.k,
+    )
+    table = breakdown(
+        [(value, month, n) for (value, month), n in monthly.items()],
+        grain,
+        scope.year,
+        series,
+        scope.k,
+    )
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    year = str(scope.year)
+    for c in cases:
+        value = str(c["value"] or "unknown")
+        groups[(value, label(c["month"], grain))].append(c)
+        # The whole year too: coarser, so shares hidden in a month can often be shown.
+        groups[(value, year)].append(c)
+    cells: list[dict[str, Any]] = []
+    for i, row in enumerate(table.rows):
+        published = [*zip(table.columns, table.cells[i], strict=True), (year, table.row_totals[i])]
+        for period, count in published:
+            members = groups.get((row, period), [])
+            if count is None or not enough(len(members), scope.k):
+                cells.append({"group": row, "period": period, "cases": None, "suppressed": True})
+                continue
+            cells.append(_timings(row, period, count, members, scope.k))
+    return {
+        "measure": "response_times",
+        "by": by,
+        "hospital": scope.hospital,
+        "year": scope.year,
+        "grain": grain.value,
+        "threshold": scope.k,
+        "deadlines": {"urgent": "30 minutes", "routine": "24 working hours"},
+        "cases": table.as_dict(),
+        "groups": cells,
+    }
+
+
+def _timings(
+    group: str, period: str, count: int, members: list[dict[str, Any]], k: int
+) -> dict[str, Any]:
+    return {
+        "group": group,
+        "period": period,
+        "cases": count,
+        "suppressed": False,
+        "minutes_to_offer": _percentiles(_known(members, "to_offer"), k),
+        "minutes_to_match": _percentiles(_known(members, "to_match"), k),
+        "minutes_to_first_contact": _percentiles(_known(members, "to_contact"), k),
+        "deadline_met": {u: _deadlines(members, u, k) for u in ("urgent", "routine")},
+    }
+
+
+def _known(members: list[dict[str, Any]], field: str) -> list[float]:
+    return [float(m[field]) for m in members if m[field] is not None]
+
+
+def _deadlines(members: list[dict[str, Any]], urgency: str, k: int) -> dict[str, Any]:
+    decided = [m["deadline_met"] for m in members if m["urgency"] == urgency]
+    decided = [d for d in decided if d is not None]
+    return _share(sum(1 for d in decided if d), len(decided), k)
+
+
+async def adverse_event_coverage(uow: UnitOfWork, scope: Scope) -> dict[str, Any]:
+    """Share of the staff involved in adverse events who were offered support, and reached."""
+    start, end = scope.bounds
+    events = await sql.adverse_event_reach(uow.conn, hospital=scope.hospital, start=start, end=end)
+    involved = sum(int(e["involved"]) for e in events)
+    offered = min(sum(int(e["offered"]) for e in events), involved)
+    reached = min(sum(int(e["reached"]) for e in events), offered)
+    return {
+        "measure": "adverse_event_coverage",
+        "hospital": scope.hospital,
+        "year": scope.year,
+        "threshold": scope.k,
+        "offered": _share(offered, involved, scope.k),
+        "reached": _share(reached, involved, scope.k),
+    }
+
+
+async def referral_rate(uow: UnitOfWork, scope: Scope) -> dict[str, Any]:
+    start, end = scope.bounds
+    cases = await sql.matched_cases(uow.conn, hospital=scope.hospital, start=start, end=end)
+    referred = sum(1 for c in cases if c["referral"])
+    return {
+        "measure": "referral_rate",
+        "hospital": scope.hospital,
+        "year": scope.year,
+        "threshold": scope.k,
+        "referred": _share(referred, len(cases), scope.k),
+    }
+
+
+async def follow_up_kept(uow: UnitOfWork, scope: Scope) -> dict[str, Any]:
+    start, end = scope.bounds
+    planned = await sql.follow_ups(uow.conn, hospital=scope.hospital, start=start, end=end)
+    kept = sum(1 for p in planned if p["kept"])
+    return {
+        "measure": "follow_ups",
+        "hospital": scope.hospital,
+        "year": scope.year,
+        "threshold": scope.k,
+        "kept": _share(kept, len(planned), scope.k),
+    }
+
+
+async def peer_load(uow: UnitOfWork, scope: Scope) -> dict[str, Any]:
+    """How cases spread over certified peers: peers per load band, the Gini coefficient
+    (0 = perfectly even) and the median and 90th percentile of cases per peer."""
+    start, end = scope.bounds
+    loads = await sql.peer_loads(uow.conn, hospital=scope.hospital, start=start, end=end)
+    bands = [label for _, label in LOAD_BANDS]
+    counted = Counter(next(lbl for bound, lbl in LOAD_BANDS if n <= bound) for n in loads)
+    fair = enough(len(loads), scope.k)
+    return {
+        "measure": "peer_load",
+        "hospital": scope.hospital,
+        "year": scope.year,
+        "threshold": scope.k,
+        "peers_by_cases": protect_counts(bands, [counted[b] for b in bands], scope.k).as_dict(),
+        "gini": round(gini(loads), 3) if fair else None,
+        "cases_per_peer": _percentiles([float(n) for n in loads], scope.k),
+    }
+
+
+async def training_coverage(
+    uow: UnitOfWork, hospital: str | None, at: datetime, k: int
+) -> dict[str, Any]:
+    """Certified peers by hospital (rows) and discipline (columns) at an instant."""
+    found = await sql.certified_peers(uow.conn, hospital=hospital, at=at)
+    hospitals = sorted({h for h, _, _ in found})
+    disciplines = sorted({d for _, d, _ in found})
+    by_cell = {(h, d): n for h, d, n in found}
+    table = protect_table(
+        hospitals,
+        disciplines,
+        [[by_cell.get((h, d), 0) for d in disciplines] for h in hospitals],
+        k,
+    )
+    return {
+        "measure": "training_coverage",
+        "hospital": hospital,
+        "at": at.isoformat(),
+        "threshold": k,
+        "certified_peers": table.as_dict(),
+    }
+
+
+async def dashboard(uow: UnitOfWork, scope: Scope, metrics: AnalyticsMetrics) -> dict[str, Any]:
+    """Everything a programme lead reads at once, for one scope and year."""
+    end = min(scope.bounds[1], datetime.now(scope.bounds[1].tzinfo))
+    return {
+        "hospital": scope.hospital,
+        "year": scope.year,
+        "threshold": scope.k,
+        "requests_by_origin": await timed(
+            metrics, "requests", counts(uow, "requests", "origin", scope)
+        ),
+        "requests_by_tier": await timed(
+            metrics, "requests", counts(uow, "requests", "tier", scope)
+        ),
+        "sessions_by_mode": await timed(
+            metrics, "sessions", counts(uow, "sessions", "mode", scope)
+        ),
+        "response_times": await timed(metrics, "response_times", response_times(uow, None, scope)),
+        "adverse_event_coverage": await timed(
+            metrics, "adverse_event_coverage", adverse_event_coverage(uow, scope)
+        ),
+        "referral_rate": await timed(metrics, "referral_rate", referral_rate(uow, scope)),
+        "follow_ups": await timed(metrics, "follow_ups", follow_up_kept(uow, scope)),
+        "peer_load": await timed(metrics, "peer_load", peer_load(uow, scope)),
+        "training_coverage": await timed(
+            metrics, "training_coverage", training_coverage(uow, scope.hospital, end, scope.k)
+        ),
+    }
+
+
+async def timed(metrics: AnalyticsMetrics, measure: str, work: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        result: dict[str, Any] = await work
+        return result
+    finally:
+        metrics.query_seconds.labels(measure).observe(time.perf_counter() - started)

@@ -1,0 +1,144 @@
+"""The analysts' stream: once a month has closed, its programme records are anonymised and
+published through the outbox, in the same transaction that marks them released (so exactly once).
+
+A release is due when records were staged since the network's last one; records whose group is
+still smaller than k wait and join the next release.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import structlog
+from huddle_contracts.events import AnonymisedProgrammeEvent
+from huddle_contracts.vocabulary import ProgrammeRecordKind as Kind
+from huddle_runtime.consumer import failure_reason
+from huddle_runtime.service import Runtime
+from huddle_runtime.tenancy import Tenant, apply_system_scope
+
+from huddle_analytics.adapters import releases as sql
+from huddle_analytics.domain.periods import month_of, month_start, waited_band
+from huddle_analytics.domain.release import Decision, Unit, release
+from huddle_analytics.observability import AnalyticsMetrics
+from huddle_analytics.settings import AnalyticsSettings
+
+log = structlog.get_logger(__name__)
+
+# Waiting times are measured from the request for these kinds of record.
+_WAITS = {Kind.OFFER_MADE, Kind.PEER_MATCHED, Kind.FIRST_CONTACT, Kind.MATCH_ESCALATED}
+
+
+def cutoff(now: datetime, grace: timedelta) -> datetime:
+    """Records before this instant belong to months that closed at least ``grace`` ago."""
+    return month_start(month_of(now - grace))
+
+
+def unit_of(row: Mapping[str, Any]) -> Unit:
+    """The case, peer or event a record describes, and the quasi-identifiers of that unit."""
+    kind = str(row["unit_key"]).split(":", 1)[0]
+    if kind == "case":
+        quasi = {
+            "hospital": row["case_hospital"] or row["hospital_id"],
+            "discipline": row["case_discipline"],
+            "clinical_area": row["case_clinical_area"],
+        }
+    elif kind == "peer":
+        quasi = {
+            "hospital": row["peer_hospital"] or row["hospital_id"],
+            "discipline": row["peer_discipline"],
+            "clinical_area": row["peer_clinical_area"],
+        }
+    else:
+        quasi = {"hospital": row["hospital_id"], "discipline": None, "clinical_area": None}
+    return Unit(key=row["unit_key"], kind=kind, quasi=quasi)
+
+
+def anonymised(
+    network: str, row: Mapping[str, Any], unit: Unit, decision: Decision
+) -> AnonymisedProgrammeEvent:
+    kind = Kind(row["kind"])
+    occurred: datetime = row["occurred_at"]
+    period = month_of(occurred)
+    shown = decision.shown
+    is_case = unit.kind == "case"
+    requested = row["requested_at"] if is_case else None
+    return AnonymisedProgrammeEvent(
+        network_id=network,
+        hospital_id=unit.quasi["hospital"] if "hospital" in shown else None,
+        record_id=row["record_id"],
+        kind=kind,
+        period=period,
+        period_start=month_start(period),
+        case=row["case_surrogate"] if is_case else None,
+        peer=row["peer_surrogate"],
+        discipline=unit.quasi["discipline"] if "discipline" in shown else None,
+        clinical_area=unit.quasi["clinical_area"] if "clinical_area" in shown else None,
+        origin=row["origin"] if is_case else None,
+        urgency=row["urgency"] if is_case else None,
+        tier=row["tier"],
+        mode=row["mode"],
+        waited=waited_band(requested, occurred) if kind in _WAITS and requested else None,
+        deadline_met=(
+            occurred <= row["respond_by"]
+            if kind is Kind.FIRST_CONTACT and is_case and row["respond_by"]
+            else None
+        ),
+        referral=row["referral"],
+        harm_level=row["harm_level"],
+        involved=row["involved"],
+        coarsened=decision.coarsened,
+    )
+
+
+async def release_network(runtime: Runtime, network: str, *, k: int, before: datetime) -> int:
+    """Release one network's waiting records of closed months; how many were published."""
+    now = datetime.now(UTC)
+    async with runtime.unit_of_work(Tenant(network)) as uow:
+        rows = await sql.pending(uow.conn, network, before)
+        units = {row["unit_key"]: unit_of(row) for row in rows}
+        decisions = release(list(units.values()), k)
+        published: list[tuple[UUID, str, dict[str, Any]]] = []
+        for row in rows:
+            decision = decisions.get(row["unit_key"])
+            if decision is None:
+                continue  # its group is still smaller than k: it waits
+            event = anonymised(network, row, units[row["unit_key"]], decision)
+            uow.publish(event)
+            published.append((event.record_id, event.period, event.model_dump(mode="json")))
+        await sql.mark_released(uow.conn, network, published, now)
+    metrics: AnalyticsMetrics = runtime.state["metrics"]
+    metrics.records_released.inc(len(published))
+    return len(published)
+
+
+async def release_due(runtime: Runtime, settings: AnalyticsSettings, now: datetime) -> int:
+    assert runtime.pool is not None
+    before = cutoff(now, timedelta(hours=settings.release_grace_hours))
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        await apply_system_scope(conn, "releases")
+        networks = await sql.networks_due(conn, before)
+    total = 0
+    for network in networks:
+        async with runtime.unit_of_work(Tenant(network)) as uow:
+            due = await sql.staged_since(uow.conn, before, await sql.last_release(uow.conn))
+        if due:
+            total += await release_network(
+                runtime, network, k=settings.suppression_threshold, before=before
+            )
+    return total
+
+
+async def release_closed_months(runtime: Runtime) -> None:
+    settings: AnalyticsSettings = runtime.state["settings"]
+    while not runtime.stopping.is_set():
+        try:
+            await release_due(runtime, settings, datetime.now(UTC))
+        except Exception as exc:  # a bad round must not stop later ones
+            log.warning("release round failed", error=failure_reason(exc))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(runtime.stopping.wait(), settings.release_interval_seconds)

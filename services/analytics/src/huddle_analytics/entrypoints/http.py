@@ -1,0 +1,406 @@
+"""HTTP: the published aggregates, outcome surveys and the exports of the analysts' stream.
+
+Every number here has been through small-cell suppression (threshold k, default 11); a null is a
+suppressed number, never a missing one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from huddle_contracts.events import AnonymisedProgrammeEvent
+from huddle_contracts.vocabulary import HospitalId, Month
+from huddle_runtime.auth import Forbidden, Principal, Role, authenticated
+from huddle_runtime.edge import RuleRefused, runtime_of
+from huddle_runtime.problems import Conflict, NotFound
+from pydantic import BaseModel, Field
+
+from huddle_analytics.adapters import queries
+from huddle_analytics.adapters import releases as released_records
+from huddle_analytics.adapters.surveys import AlreadyAnswered
+from huddle_analytics.application import metrics as programme
+from huddle_analytics.application import surveys
+from huddle_analytics.application.releases import release_due
+from huddle_analytics.domain.instruments import SPECS, Instrument, InvalidAnswers
+from huddle_analytics.domain.periods import Grain, month_start
+from huddle_analytics.domain.survey_code import InvalidSurveyCode
+from huddle_analytics.entrypoints.access import (
+    STRICT,
+    Analyst,
+    NetworkAdmin,
+    Reader,
+    Respondent,
+    analytics_metrics,
+    analytics_settings,
+    hospital_scope,
+)
+from huddle_analytics.observability import AnalyticsMetrics
+from huddle_analytics.settings import AnalyticsSettings
+
+router = APIRouter(prefix="/v1", tags=["programme metrics"])
+surveys_router = APIRouter(prefix="/v1/surveys", tags=["outcome surveys"])
+
+Settings = Annotated[AnalyticsSettings, Depends(analytics_settings)]
+Metrics = Annotated[AnalyticsMetrics, Depends(analytics_metrics)]
+Year = Annotated[
+    int | None,
+    Query(ge=2000, le=2100, description="Calendar year (UTC); the current one by default."),
+]
+
+MeasureName = Literal["requests", "sessions", "referrals", "adverse_events"]
+
+
+def _scope(principal: Principal, year: int | None, settings: AnalyticsSettings) -> programme.Scope:
+    return programme.Scope(
+        hospital=hospital_scope(principal),
+        year=year or datetime.now(UTC).year,
+        k=settings.suppression_threshold,
+    )
+
+
+def _dimension(measure: str, by: str | None, principal: Principal) -> str | None:
+    # Response times break down like the requests they time.
+    source = "requests" if measure == "response_times" else measure
+    dimensions = queries.MEASURES[source].dimensions
+    if by is not None and by not in dimensions:
+        raise RuleRefused(
+            f"{measure} cannot be broken down by {by!r}; choose one of {', '.join(dimensions)}"
+        )
+    if by == "hospital" and hospital_scope(principal) is not None:
+        raise Forbidden("a coordinator sees their own hospital only")
+    return by
+
+
+@router.get(
+    "/metrics/{measure}",
+    summary="Counts of a programme measure per period, optionally broken down, suppressed",
+)
+async def measure_counts(
+    measure: Annotated[MeasureName, Path(description="What is counted.")],
+    request: Request,
+    principal: Reader,
+    settings: Settings,
+    metrics: Metrics,
+    year: Year = None,
+    by: Annotated[str | None, Query(description="A breakdown, e.g. origin, urgency, tier.")] = None,
+) -> dict[str, Any]:
+    name = str(measure)
+    dimension = _dimension(name, by, principal)
+    scope = _scope(principal, year, settings)
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        return await programme.timed(metrics, name, programme.counts(uow, name, dimension, scope))
+
+
+@router.get(
+    "/response-times",
+    summary="Minutes to offer, match and first contact (p50, p90) and deadlines kept",
+)
+async def response_times(
+    request: Request,
+    principal: Reader,
+    settings: Settings,
+    metrics: Metrics,
+    year: Year = None,
+    by: Annotated[
+        str | None, Query(description="hospital, origin, urgency, tier, discipline…")
+    ] = None,
+) -> dict[str, Any]:
+    dimension = _dimension("response_times", by, principal)
+    scope = _scope(principal, year, settings)
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        return await programme.timed(
+            metrics, "response_times", programme.response_times(uow, dimension, scope)
+        )
+
+
+@router.get("/adverse-event-coverage", summary="Share of involved staff offered support, reached")
+async def adverse_event_coverage(
+    request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
+) -> dict[str, Any]:
+    scope = _scope(principal, year, settings)
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        return await programme.timed(
+            metrics, "adverse_event_coverage", programme.adverse_event_coverage(uow, scope)
+        )
+
+
+@router.get("/referral-rate", summary="Share of matched cases referred on to professional help")
+async def referral_rate(
+    request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
+) -> dict[str, Any]:
+    scope = _scope(principal, year, settings)
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        return await programme.timed(metrics, "referral_rate", programme.referral_rate(uow, scope))
+
+
+@router.get("/follow-ups", summary="Share of planned follow-ups that took place")
+async def follow_ups(
+    request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
+) -> dict[str, Any]:
+    scope = _scope(principal, year, settings)
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        return await programme.timed(metrics, "follow_ups", programme.follow_up_kept(uow, scope))
+
+
+@router.get("/peer-load", summary="How cases spread over certified peers, and how fairly")
+async def peer_load(
+    request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
+) -> dict[str, Any]:
+    scope = _scope(principal, year, settings)
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        return await programme.timed(metrics, "peer_load", programme.peer_load(uow, scope))
+
+
+@router.get("/training-coverage", summary="Certified peers by hospital and discipline")
+async def training_coverage(
+    request: Request,
+    principal: Reader,
+    settings: Settings,
+    metrics: Metrics,
+    on: Annotated[date | None, Query(description="The day (UTC); today by default.")] = None,
+) -> dict[str, Any]:
+    at = (
+        datetime.now(UTC)
+        if on is None
+        else datetime(on.year, on.month, on.day, 23, 59, 59, tzinfo=UTC)
+    )
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        return await programme.timed(
+            metrics,
+            "training_coverage",
+            programme.training_coverage(
+                uow, hospital_scope(principal), at, settings.suppression_threshold
+            ),
+        )
+
+
+@router.get("/dashboard", summary="Every programme metric of one scope and year at once")
+async def dashboard(
+    request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
+) -> dict[str, Any]:
+    scope = _scope(principal, year, settings)
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        return await programme.dashboard(uow, scope, metrics)
+
+
+@router.get(
+    "/outcomes/{instrument}",
+    summary="Paired pre/post change per measure with its confidence interval",
+)
+async def outcomes(
+    instrument: Instrument,
+    request: Request,
+    principal: Reader,
+    settings: Settings,
+    grain: Annotated[Grain, Query(description="Period of the post response.")] = Grain.QUARTER,
+    programme_name: Annotated[
+        str | None, Query(alias="programme", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    ] = None,
+) -> dict[str, Any]:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        return await surveys.outcomes(
+            uow,
+            instrument=instrument,
+            grain=grain,
+            programme=programme_name,
+            hospital=hospital_scope(principal),
+            k=settings.suppression_threshold,
+        )
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+EXPORT_COLUMNS = [
+    name for name in AnonymisedProgrammeEvent.model_fields if name not in ("period_start",)
+]
+
+
+@router.get(
+    "/exports/programme-events.{fmt}",
+    summary="The records published on the analysts' stream, as CSV or Parquet",
+    response_class=Response,
+)
+async def export_records(
+    fmt: ExportFormat,
+    request: Request,
+    principal: Analyst,
+    first: Annotated[Month | None, Query(alias="from", description="First month, YYYY-MM.")] = None,
+    last: Annotated[Month | None, Query(alias="to", description="Last month, YYYY-MM.")] = None,
+) -> Response:
+    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+        records = await released_records.published(uow.conn, first=first, last=last)
+    rows = [{c: _flat(r.get(c)) for c in EXPORT_COLUMNS} for r in records]
+    name = f"programme-events-{principal.network_id}"
+    if fmt is ExportFormat.CSV:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        return Response(
+            buffer.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    table = pa.Table.from_pylist(rows, schema=_PARQUET_SCHEMA)
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return Response(
+        sink.getvalue(),
+        media_type="application/vnd.apache.parquet",
+        headers={"Content-Disposition": f'attachment; filename="{name}.parquet"'},
+    )
+
+
+_INTEGERS = {"tier", "involved"}
+_PARQUET_SCHEMA = pa.schema(
+    [
+        (c, pa.int64() if c in _INTEGERS else pa.bool_() if c == "deadline_met" else pa.string())
+        for c in EXPORT_COLUMNS
+    ]
+)
+
+
+def _flat(value: Any) -> Any:
+    # Lists (the coarsened groupings) become one comma-separated cell in both formats.
+    return ",".join(value) if isinstance(value, list) else value
+
+
+@router.post(
+    "/releases",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Release the records of closed months now, instead of at the next scheduled round",
+)
+async def release_now(request: Request, principal: NetworkAdmin) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    published = await release_due(runtime, runtime.state["settings"], datetime.now(UTC))
+    return {"released": published}
+
+
+class SurveyResponse(BaseModel):
+    model_config = STRICT
+
+    phase: Literal["pre", "post"]
+    answers: list[int] | None = Field(
+        default=None,
+        max_length=40,
+        description="Answers by item position, scored by the instrument's published rules.",
+    )
+    measures: dict[str, float] | None = Field(
+        default=None, description="An externally computed score (the licensed MBI only)."
+    )
+    survey_code: str | None = Field(
+        default=None,
+        max_length=24,
+        description="For a post response: the code returned with the pre response.",
+    )
+    programme: str = Field(
+        default="peer-support",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="The programme or cohort being evaluated.",
+    )
+    hospital_id: HospitalId | None = Field(
+        default=None, description="Network admins entering paper forms only."
+    )
+    month: Month | None = Field(
+        default=None, description="Network admins entering paper forms only: the month answered."
+    )
+
+
+class CrisisResource(BaseModel):
+    label: str
+    how_to_reach: str
+
+
+class SurveyReceipt(BaseModel):
+    instrument: Instrument
+    phase: Literal["pre", "post"]
+    measures: dict[str, float]
+    bands: dict[str, str]
+    survey_code: str | None = Field(
+        description="Keep it: it pairs your post response with this one. Shown only once."
+    )
+    crisis_resources: list[CrisisResource] | None = Field(
+        description="Shown at once when an answer says you may be at risk; nobody is alerted."
+    )
+
+
+@surveys_router.post(
+    "/{instrument}/responses",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SurveyReceipt,
+    summary="Answer an outcome survey, anonymously (pre, then post with your survey code)",
+)
+async def answer_survey(
+    instrument: Instrument,
+    body: SurveyResponse,
+    request: Request,
+    principal: Respondent,
+    settings: Settings,
+    metrics: Metrics,
+) -> SurveyReceipt:
+    entering_forms = body.month is not None or body.hospital_id is not None
+    if entering_forms and Role.NETWORK_ADMIN not in principal.roles:
+        raise Forbidden("only a network admin enters paper forms (hospital_id, month)")
+    hospital = body.hospital_id or principal.hospital_id
+    if hospital is None:
+        raise RuleRefused("hospital_id is required when your token names no hospital")
+    month = month_start(body.month) if body.month else datetime.now(UTC)
+    submission = surveys.Submission(
+        instrument=instrument,
+        phase=body.phase,
+        answers=body.answers,
+        measures=body.measures,
+        survey_code=body.survey_code,
+        programme=body.programme,
+        hospital=hospital,
+        month=date(month.year, month.month, 1),
+    )
+    try:
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+            result = await surveys.submit(uow, principal.network_id, submission)
+    except (InvalidAnswers, InvalidSurveyCode) as exc:
+        raise RuleRefused(str(exc)) from exc
+    except surveys.NoPreResponse as exc:
+        raise NotFound(str(exc)) from exc
+    except AlreadyAnswered as exc:
+        raise Conflict(str(exc)) from exc
+    metrics.survey_responses.labels(instrument.value, body.phase).inc()
+    return SurveyReceipt(
+        instrument=instrument,
+        phase=body.phase,
+        measures=result.score.measures,
+        bands=result.score.bands,
+        survey_code=result.survey_code,
+        crisis_resources=(
+            [CrisisResource(label=settings.crisis_line_label, how_to_reach=settings.crisis_line)]
+            if result.crisis
+            else None
+        ),
+    )
+
+
+@surveys_router.get("/instruments", summary="The instruments Huddle scores, and their licences")
+async def instruments(
+    principal: Annotated[Principal, Depends(authenticated)],
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "instrument": spec.instrument.value,
+            "items": spec.items,
+            "answers": f"{spec.minimum} to {spec.maximum}",
+            "measures": list(spec.measures),
+            "external": spec.external,
+            "licence": spec.licence,
+        }
+        for spec in SPECS.values()
+    ]
