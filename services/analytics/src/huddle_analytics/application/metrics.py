@@ -28,6 +28,7 @@ from huddle_analytics.domain.suppression import (
     coarsen,
     enough,
     protect_counts,
+    protect_linked,
     protect_share,
     protect_table,
 )
@@ -73,37 +74,42 @@ def period_series(
 
 
 def breakdown(
-    monthly: Sequence[tuple[str, datetime, int]],
-    grain: Grain,
-    year: int,
-    series: ProtectedTable,
-    k: int,
-) -> ProtectedTable:
+    monthly: Sequence[tuple[str, datetime, int]], grain: Grain, year: int
+) -> tuple[list[str], list[list[int]]]:
     folded = fold(monthly, grain)
     rows = sorted({value for value, _ in folded})
     periods = periods_of(year, grain)
-    counts = [[folded.get((r, p), 0) for p in periods] for r in rows]
-    # The period totals are the series already published: hidden there, hidden here too.
-    return protect_table(
-        rows, periods, counts, k, column_totals_hidden=[t is None for t in series.cells[0]]
-    )
+    return rows, [[folded.get((r, p), 0) for p in periods] for r in rows]
 
 
 async def counts(
     uow: UnitOfWork, measure_name: str, by: str | None, scope: Scope
 ) -> dict[str, Any]:
+    """One breakdown of a measure, protected together with every other breakdown of it: the
+    analyst may ask for all of them, so none may reveal a total another one hides."""
     measure = sql.MEASURES[measure_name]
     start, end = scope.bounds
     overall = await sql.monthly_counts(
         uow.conn, measure, None, hospital=scope.hospital, start=start, end=end
     )
-    grain, series = period_series(overall, scope.year, scope.k)
-    table = series
-    if by is not None:
-        monthly = await sql.monthly_counts(
-            uow.conn, measure, by, hospital=scope.hospital, start=start, end=end
+    grain, _ = period_series(overall, scope.year, scope.k)
+    periods = periods_of(scope.year, grain)
+    totals = fold(overall, grain)
+    breakdowns = {
+        dimension: breakdown(
+            await sql.monthly_counts(
+                uow.conn, measure, dimension, hospital=scope.hospital, start=start, end=end
+            ),
+            grain,
+            scope.year,
         )
-        table = breakdown(monthly, grain, scope.year, series, scope.k)
+        for dimension in measure.dimensions
+        if not (dimension == "hospital" and scope.hospital is not None)
+    }
+    series, tables = protect_linked(
+        periods, [totals.get(("all", p), 0) for p in periods], breakdowns, scope.k
+    )
+    table = series if by is None else tables[by]
     return {
         "measure": measure_name,
         "by": by,
@@ -132,58 +138,40 @@ def _percentiles(values: list[float], k: int) -> dict[str, float | None]:
 
 async def response_times(uow: UnitOfWork, by: str | None, scope: Scope) -> dict[str, Any]:
     """Minutes to offer, to match and to first contact (p50, p90), and deadlines kept, by
-    urgency: urgent within 30 minutes, routine within 24 working hours of the hospital."""
+    urgency: urgent within 30 minutes, routine within 24 working hours of the hospital.
+
+    Per quarter and for the whole year; a group of fewer than k cases shows nothing. No count
+    is published here (the requests measure publishes them, protected), only statistics."""
     start, end = scope.bounds
     cases = await sql.case_timings(uow.conn, by, hospital=scope.hospital, start=start, end=end)
-    monthly = Counter((str(c["value"] or "unknown"), c["month"]) for c in cases)
-    grain, series = period_series(
-        [("all", month, n) for month, n in Counter(c["month"] for c in cases).items()],
-        scope.year,
-        scope.k,
-    )
-    table = breakdown(
-        [(value, month, n) for (value, month), n in monthly.items()],
-        grain,
-        scope.year,
-        series,
-        scope.k,
-    )
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     year = str(scope.year)
     for c in cases:
         value = str(c["value"] or "unknown")
-        groups[(value, label(c["month"], grain))].append(c)
-        # The whole year too: coarser, so shares hidden in a month can often be shown.
+        groups[(value, label(c["month"], Grain.QUARTER))].append(c)
         groups[(value, year)].append(c)
     cells: list[dict[str, Any]] = []
-    for i, row in enumerate(table.rows):
-        published = [*zip(table.columns, table.cells[i], strict=True), (year, table.row_totals[i])]
-        for period, count in published:
-            members = groups.get((row, period), [])
-            if count is None or not enough(len(members), scope.k):
-                cells.append({"group": row, "period": period, "cases": None, "suppressed": True})
-                continue
-            cells.append(_timings(row, period, count, members, scope.k))
+    for (group, period), members in sorted(groups.items()):
+        if not enough(len(members), scope.k):
+            cells.append({"group": group, "period": period, "suppressed": True})
+        else:
+            cells.append(_timings(group, period, members, scope.k))
     return {
         "measure": "response_times",
         "by": by,
         "hospital": scope.hospital,
         "year": scope.year,
-        "grain": grain.value,
+        "grain": Grain.QUARTER.value,
         "threshold": scope.k,
         "deadlines": {"urgent": "30 minutes", "routine": "24 working hours"},
-        "cases": table.as_dict(),
         "groups": cells,
     }
 
 
-def _timings(
-    group: str, period: str, count: int, members: list[dict[str, Any]], k: int
-) -> dict[str, Any]:
+def _timings(group: str, period: str, members: list[dict[str, Any]], k: int) -> dict[str, Any]:
     return {
         "group": group,
         "period": period,
-        "cases": count,
         "suppressed": False,
         "minutes_to_offer": _percentiles(_known(members, "to_offer"), k),
         "minutes_to_match": _percentiles(_known(members, "to_match"), k),
@@ -196,10 +184,16 @@ def _known(members: list[dict[str, Any]], field: str) -> list[float]:
     return [float(m[field]) for m in members if m[field] is not None]
 
 
-def _deadlines(members: list[dict[str, Any]], urgency: str, k: int) -> dict[str, Any]:
+def _deadlines(members: list[dict[str, Any]], urgency: str, k: int) -> float | None:
+    """The share kept, only when both those who were reached in time and those who were not
+    number k or more (a share of a known group is a count)."""
     decided = [m["deadline_met"] for m in members if m["urgency"] == urgency]
     decided = [d for d in decided if d is not None]
-    return _share(sum(1 for d in decided if d), len(decided), k)
+    kept = sum(1 for d in decided if d)
+    missed = len(decided) - kept
+    if not enough(len(decided), k) or 0 < kept < k or 0 < missed < k:
+        return None
+    return round(kept / len(decided), 2)
 
 
 async def adverse_event_coverage(uow: UnitOfWork, scope: Scope) -> dict[str, Any]:

@@ -31,7 +31,7 @@ until the shared pattern is stable) where that matters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -401,3 +401,49 @@ def _validated(
                 raise ValueError(f"row {label!r}: counts must be non-negative integers")
         matrix.append([int(value) for value in row])
     return matrix
+
+
+def protect_linked(
+    columns: Sequence[str],
+    totals: Sequence[int],
+    breakdowns: Mapping[str, tuple[Sequence[str], Sequence[Sequence[int]]]],
+    k: int = DEFAULT_THRESHOLD,
+) -> tuple[ProtectedTable, dict[str, ProtectedTable]]:
+    """Protect a series of totals and every breakdown of it together, as one release.
+
+    Each breakdown shares the series as its column totals (and its grand total). A total that any
+    breakdown must hide is hidden in the series and in every other breakdown, until no table needs
+    more: then no breakdown can reveal what another one hides.
+    """
+    hidden: list[bool] | None = None
+    total_hidden: bool | None = None
+    while True:
+        series = protect_table(
+            ("all",),
+            columns,
+            (tuple(totals),),
+            k,
+            column_totals_hidden=hidden,
+            total_hidden=total_hidden,
+        )
+        hidden = [value is None for value in series.column_totals]
+        total_hidden = series.total is None
+        tables = {
+            name: protect_table(
+                rows,
+                columns,
+                counts,
+                k,
+                column_totals_hidden=hidden,
+                total_hidden=total_hidden,
+            )
+            for name, (rows, counts) in breakdowns.items()
+        }
+        wider = [
+            was or any(t.column_totals[j] is None for t in tables.values())
+            for j, was in enumerate(hidden)
+        ]
+        wider_total = total_hidden or any(t.total is None for t in tables.values())
+        if wider == hidden and wider_total == total_hidden:
+            return series, tables
+        hidden, total_hidden = wider, wider_total
