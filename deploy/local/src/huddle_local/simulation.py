@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from aiokafka import AIOKafkaProducer
+from huddle_contracts.cloudevents import to_headers
 from huddle_contracts.events import (
     AdverseEventReported,
     CaseClosed,
@@ -31,6 +33,7 @@ from huddle_contracts.events import (
     SupportWithdrawn,
 )
 from huddle_contracts.pseudonyms import pseudonymise
+from huddle_contracts.registry import encode_event, topic_for
 from huddle_contracts.vocabulary import (
     Discipline,
     EscalationReason,
@@ -121,7 +124,7 @@ def simulate(
         for i in range(peers_per_hospital):
             peer = pseudonym(f"{hospital}-peer-{i}")
             discipline = rng.choices(DISCIPLINES, DISCIPLINE_WEIGHTS)[0]
-            certified = start - timedelta(days=rng.randint(30, 300))
+            certified = start - timedelta(days=rng.uniform(30, 300))
             sim.events.append(
                 PeerCertified(
                     network_id=network,
@@ -408,3 +411,30 @@ def _survey(
         post_month=months[-1] if completes else None,
         post=post if completes else None,
     )
+
+
+SOURCE = "/huddle/simulation"
+
+
+async def publish(bootstrap: str, events: Sequence[Event]) -> None:
+    """Put the simulated events on the bus as the services would have (CloudEvents, keyed)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    try:
+        sends = []
+        for event in events:
+            cloud_event = encode_event(event, source=SOURCE)
+            sends.append(
+                await producer.send(
+                    topic_for(event).name,
+                    value=cloud_event.data,
+                    key=event.subject.encode(),
+                    headers=to_headers(cloud_event),
+                )
+            )
+        for sent in sends:
+            await sent
+    finally:
+        await producer.stop()
