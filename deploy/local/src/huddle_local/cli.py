@@ -129,7 +129,7 @@ def up(
     if demo:
         with console.status("Seeding the demo network…"):
             try:
-                for line in seed_demo(stack.issuer, ports.services):
+                for line in seed_demo(stack.issuer, ports.services, database_url):
                     console.print(f"[green]✓[/] demo: {line}")
             except Exception as exc:
                 console.print(f"[red]Seeding the demo network failed: {exc}")

@@ -3,13 +3,18 @@ so that the README's walkthrough works on a fresh machine. Idempotent: safe on e
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from huddle_contracts.events import Event, SupportRequested
+from huddle_contracts.registry import encode_event
 
 from huddle_local.issuer import LocalIssuer
+from huddle_local.simulation import SOURCE, simulate
 
 NETWORK = "demo"
 
@@ -56,7 +61,7 @@ CATALOGUE = [
 ]
 
 
-def seed(issuer: LocalIssuer, ports: dict[str, int]) -> list[str]:
+def seed(issuer: LocalIssuer, ports: dict[str, int], database_url: str) -> list[str]:
     """Create what is missing; returns what was done, one line per step."""
     admin = {"Authorization": "Bearer " + issuer.mint(role="network_admin", network=NETWORK)}
     done: list[str] = []
@@ -118,7 +123,88 @@ def seed(issuer: LocalIssuer, ports: dict[str, int]) -> list[str]:
                 url("sessions", f"/v1/hospitals/{hospital}/referral-catalogue"), json=CATALOGUE
             ).raise_for_status()
         done.append("referral catalogues for general and st-luke")
+        done += seed_history(http, url, database_url)
     return done
+
+
+def history_months(now: datetime) -> str:
+    """The first of the three whole months before this one: the demo's simulated quarter."""
+    month = (now.month - 4) % 12 + 1
+    year = now.year - (1 if now.month <= 3 else 0)
+    return f"{year:04d}-{month:02d}"
+
+
+def seed_history(
+    http: httpx.Client, url: Callable[[str, str], str], database_url: str
+) -> list[str]:
+    """A simulated quarter of programme history for analytics, and its outcome surveys.
+
+    The history goes straight into analytics' projections through its own handlers, not on the
+    bus: the live services must not match, page or open cases for simulated staff.
+    """
+    sim = simulate(
+        network=NETWORK,
+        hospitals=("general", "st-luke"),
+        first_month=history_months(datetime.now(UTC)),
+        requests_per_hospital_month=45,
+        seed=2026,
+    )
+    projected = asyncio.run(project_history(database_url, sim.events))
+    if projected == 0:
+        return ["analytics: the simulated quarter is already there"]
+    done = [f"analytics: a simulated quarter ({', '.join(sim.months)}), {projected} events"]
+    for survey in sim.surveys:
+        form = {"hospital_id": survey.hospital}
+        pre = http.post(
+            url("analytics", f"/v1/surveys/{survey.instrument}/responses"),
+            json={**form, "phase": "pre", "answers": survey.pre, "month": survey.pre_month},
+        )
+        pre.raise_for_status()
+        if survey.post is not None:
+            http.post(
+                url("analytics", f"/v1/surveys/{survey.instrument}/responses"),
+                json={
+                    **form,
+                    "phase": "post",
+                    "answers": survey.post,
+                    "month": survey.post_month,
+                    "survey_code": pre.json()["survey_code"],
+                },
+            ).raise_for_status()
+    done.append(f"analytics: {len(sim.surveys)} PHQ-9 and ProQOL 5 respondents, pre and post")
+    released = http.post(url("analytics", "/v1/releases"))
+    released.raise_for_status()
+    done.append(f"analytics: {released.json()['released']} records on the analysts' stream")
+    return done
+
+
+async def project_history(database_url: str, events: list[Event]) -> int:
+    """Fold the events into analytics' projections once; 0 when they are already there."""
+    from huddle_analytics.application.projections import HANDLERS
+    from huddle_runtime import database
+    from huddle_runtime.settings import DatabaseSettings, ServiceSettings
+    from huddle_runtime.tenancy import Tenant
+    from huddle_runtime.unit_of_work import unit_of_work
+
+    settings = ServiceSettings(
+        service="analytics",
+        environment="local",
+        database=DatabaseSettings(url=database_url),
+    )
+    pool = await database.create_pool(settings)
+    try:
+        async with unit_of_work(pool, Tenant(NETWORK), source=SOURCE) as uow:
+            # The simulation is seeded: its first case tells whether it was projected before.
+            first = next(e for e in events if isinstance(e, SupportRequested))
+            if await uow.conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM support_case WHERE case_id = $1)", first.case_id
+            ):
+                return 0
+            for event in events:
+                await HANDLERS[event.event_type](uow, event, encode_event(event, source=SOURCE))
+        return len(events)
+    finally:
+        await pool.close()
 
 
 def demo_pseudonym(staff_ref: str) -> str:
