@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -233,7 +233,7 @@ def simulate(
 def _journey(
     sim: Simulation,
     rng: random.Random,
-    new_id: object,
+    new_id: Callable[[], uuid.UUID],
     hospital: str,
     roster: list[tuple[str, Discipline]],
     who: tuple[str, Discipline, str],
@@ -242,10 +242,9 @@ def _journey(
     adverse_event: uuid.UUID | None,
 ) -> None:
     """One support case: request, offers, match or escalation, sessions, referral, closure."""
-    assert callable(new_id)
     requester, discipline, unit = who
     network = sim.network
-    case_id: uuid.UUID = new_id()
+    case_id = new_id()
     urgency = rng.choices((Urgency.URGENT, Urgency.ROUTINE), (3, 7))[0]
     common = {"network_id": network, "hospital_id": hospital}
     sim.events.append(

@@ -17,3 +17,6 @@ class TrainingSettings(BaseSettings):
     certification_validity_months: int = Field(default=DEFAULT_VALIDITY_MONTHS, ge=1, le=120)
     # Peer care: how many sessions a peer leads after their last debrief before being prompted.
     debrief_after_sessions: int = Field(default=DEFAULT_DEBRIEF_AFTER_SESSIONS, ge=1, le=100)
+    # How often the lapse scheduler looks for certifications that have ended: one is lapsed
+    # within this long of its `valid_until` (the first round runs when the service starts).
+    lapse_poll_seconds: float = Field(default=60.0, gt=0)

@@ -13,10 +13,9 @@ from huddle_runtime.service import Runtime
 from huddle_runtime.tenancy import Tenant, apply_system_scope
 
 from huddle_training.adapters import repository
+from huddle_training.settings import TrainingSettings
 
 log = structlog.get_logger(__name__)
-
-POLL_SECONDS = 60.0
 
 
 async def lapse_due(runtime: Runtime, now: datetime) -> int:
@@ -47,10 +46,12 @@ async def lapse_due(runtime: Runtime, now: datetime) -> int:
 
 
 async def lapse_certifications(runtime: Runtime) -> None:
+    """The service's scheduler task; its interval is the one `configure` read from the settings."""
+    settings: TrainingSettings = runtime.state["training_settings"]
     while not runtime.stopping.is_set():
         try:
             await lapse_due(runtime, datetime.now(UTC))
         except Exception as exc:  # a bad round must not stop later ones
             log.warning("lapse round failed", error=failure_reason(exc))
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(runtime.stopping.wait(), POLL_SECONDS)
+            await asyncio.wait_for(runtime.stopping.wait(), settings.lapse_poll_seconds)
