@@ -322,3 +322,48 @@ async def test_the_analysts_stream_is_released_once_with_surrogates_and_months_o
     table = pq.read_table(io.BytesIO(parquet.content))
     assert table.num_rows == len(records)
     assert "record_id" in table.column_names
+
+
+async def test_an_open_month_is_not_published(analytics, project, bearer, network) -> None:
+    app, client = analytics
+    now = datetime.now(UTC)
+    sim = simulate(
+        network=network,
+        hospitals=("north",),
+        first_month=f"{now.year:04d}-{now.month:02d}",
+        months=1,
+        seed=3,
+    )
+    await project(app, [e for e in sim.of_type(SupportRequested) if e.requested_at <= now])
+    body = (await client.get("/v1/metrics/requests", headers=bearer(network=network))).json()
+    # Watching this month's numbers grow would show each request as it arrives.
+    assert body["table"]["total"] in (0, None)
+
+
+async def test_a_network_admin_releases_their_own_network_only(
+    analytics, project, bearer, network
+) -> None:
+    app, client = analytics
+    other = f"{network}-other"
+    for tenant in (network, other):
+        sim = simulate(
+            network=tenant, hospitals=("north",), first_month=f"{YEAR}-03", months=1, seed=5
+        )
+        await project(app, sim.events)
+    released = await client.post(
+        "/v1/releases", headers=bearer(role="network_admin", network=network)
+    )
+    assert released.status_code == 202
+    async with app.state.runtime.unit_of_work(Tenant(other)) as uow:
+        waiting = await uow.conn.fetchval(
+            "SELECT count(*) FROM analytics.programme_record WHERE released_at IS NULL"
+        )
+    assert waiting > 0
+
+
+async def test_answers_must_be_integers(analytics, bearer, network) -> None:
+    _, client = analytics
+    worker = bearer(role="worker", network=network, hospital="north")
+    response = await answer(client, worker, "phq9", phase="pre", answers=["1"] * 9)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"

@@ -90,7 +90,7 @@ def attack(series: ProtectedTable, tables: list[ProtectedTable]) -> list[str]:
     return pinned
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(releases(), st.integers(3, 15))
 def test_breakdowns_sharing_their_totals_cannot_be_combined_to_recover_a_hidden_count(
     release: tuple[int, list[list[list[int]]]], k: int
@@ -112,3 +112,18 @@ def test_breakdowns_sharing_their_totals_cannot_be_combined_to_recover_a_hidden_
         for value in (*table.row_totals, *(v for row in table.cells for v in row)):
             assert value is None or value == 0 or value >= k
     assert attack(series, published) == []
+
+
+def test_a_total_pinned_only_by_combining_two_breakdowns_stays_hidden() -> None:
+    # Table a alone gives x + y = 3 for two hidden totals; table b alone says x >= 2 (two hidden
+    # cells of at least 1 in its column): together they would pin x = 2 and y = 1.
+    series, tables = protect_linked(
+        ["c0", "c1", "c2"],
+        [24, 2, 13],
+        {
+            "a": (["a0", "a1"], [[12, 0, 12], [12, 2, 1]]),
+            "b": (["b0", "b1", "b2"], [[8, 1, 3], [7, 0, 2], [9, 1, 8]]),
+        },
+        11,
+    )
+    assert attack(series, list(tables.values())) == []

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from huddle_analytics.application.releases import cutoff
 from huddle_analytics.domain.load import gini
 from huddle_analytics.domain.periods import Grain, label, waited_band
-from huddle_analytics.domain.release import Unit, release
+from huddle_analytics.domain.release import QUASI_IDENTIFIERS, Item, Unit, release
 from huddle_contracts.vocabulary import DurationBand
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,25 +24,45 @@ def unit(
     )
 
 
+def requested(key: str, **values: object) -> Item:
+    return Item(
+        unit=key, group=("support_requested", "2026-08"), values=tuple(sorted(values.items()))
+    )
+
+
 def test_every_released_group_holds_at_least_k_units() -> None:
     units = [unit(f"a{i}", "north") for i in range(11)] + [unit(f"b{i}", "south") for i in range(3)]
-    decided = release(units, k=11)
-    assert {key for key in decided} == {f"a{i}" for i in range(11)}
-    assert all(d.shown == ("hospital", "discipline", "clinical_area") for d in decided.values())
+    decided = release(units, [requested(u.key) for u in units], k=11)
+    assert set(decided.units) == {f"a{i}" for i in range(11)}
+    assert all(
+        d.shown == ("hospital", "discipline", "clinical_area") for d in decided.units.values()
+    )
 
 
 def test_small_groups_are_coarsened_before_they_are_withheld() -> None:
     # Six ICU nurses and six ED nurses: neither group reaches 11, together they do.
     units = [unit(f"i{i}", "north", area="icu") for i in range(6)]
     units += [unit(f"e{i}", "north", area="emergency") for i in range(6)]
-    decided = release(units, k=11)
-    assert len(decided) == 12
-    assert {d.coarsened for d in decided.values()} == {("clinical_area",)}
+    decided = release(units, [requested(u.key) for u in units], k=11)
+    assert len(decided.units) == 12
+    assert {d.coarsened for d in decided.units.values()} == {("clinical_area",)}
+
+
+def test_a_records_own_values_go_before_its_group_is_coarsened() -> None:
+    # Eleven requests from one ward, two of them urgent: "urgent" would be a group of two.
+    units = [unit(f"u{i}", "north") for i in range(11)]
+    items = [
+        requested(u.key, urgency="urgent" if i < 2 else "routine") for i, u in enumerate(units)
+    ]
+    decided = release(units, items, k=11)
+    assert len(decided.units) == 11
+    assert {d.coarsened for d in decided.units.values()} == {()}
+    assert decided.keeps_values == [False] * 11
 
 
 def test_a_group_that_never_reaches_k_waits() -> None:
-    decided = release([unit(f"x{i}", "north") for i in range(10)], k=11)
-    assert decided == {}
+    units = [unit(f"x{i}", "north") for i in range(10)]
+    assert release(units, [requested(u.key) for u in units], k=11).units == {}
 
 
 @settings(max_examples=200, deadline=None)
@@ -52,30 +72,63 @@ def test_a_group_that_never_reaches_k_waits() -> None:
             st.sampled_from(["north", "south", "east"]),
             st.sampled_from(["nurse", "physician", None]),
             st.sampled_from(["icu", "emergency", None]),
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["support_requested", "referral_made", "first_contact"]),
+                    st.sampled_from(["2026-07", "2026-08"]),
+                    st.sampled_from(["urgent", "routine"]),
+                ),
+                min_size=1,
+                max_size=3,
+            ),
         ),
-        max_size=80,
+        max_size=60,
     ),
     st.integers(min_value=2, max_value=15),
 )
-def test_no_published_group_of_people_is_smaller_than_k(
-    people: list[tuple[str, str | None, str | None]], k: int
+def test_no_published_group_of_records_is_smaller_than_k(
+    cases: list[tuple[str, str | None, str | None, list[tuple[str, str, str]]]], k: int
 ) -> None:
-    units = [unit(str(i), h, d, a) for i, (h, d, a) in enumerate(people)]
+    units = [unit(str(i), h, d, a) for i, (h, d, a, _) in enumerate(cases)]
+    items: list[Item] = []
+    anchors: list[bool] = []
+    for i, (_, _, _, records) in enumerate(cases):
+        for n, (kind, month, urgency) in enumerate(records):
+            items.append(Item(unit=str(i), group=(kind, month), values=(("urgency", urgency),)))
+            anchors.append(n == 0)
     by_key = {u.key: u for u in units}
-    decided = release(units, k)
-    groups = Counter(
-        (
-            d.shown,
-            *(
-                by_key[key].quasi[q] if q in d.shown else None
-                for q in ("hospital", "discipline", "clinical_area")
-            ),
-        )
-        for key, d in decided.items()
-    )
-    assert all(n >= k for n in groups.values())
-    # Whatever waits could not have formed a group of k even at the network level.
-    assert len(units) - len(decided) < k
+    decided = release(units, items, k, anchors)
+    published: Counter[tuple[object, ...]] = Counter()
+    linked: dict[str, set[tuple[object, ...]]] = {}
+    for i in decided.released(items):
+        item = items[i]
+        values = item.values if decided.keeps_values[i] else ()
+        if decided.detached[i]:
+            published[(item.group, "detached", values)] += 1
+            continue
+        shown = decided.units[item.unit].shown
+        who = tuple(by_key[item.unit].quasi[q] if q in shown else None for q in QUASI_IDENTIFIERS)
+        # What an analyst sees of the record, coarsening marks included.
+        published[(item.group, shown, who, values)] += 1
+        linked.setdefault(item.unit, set()).add((shown, who))
+    assert all(n >= k for n in published.values()), published
+    # Records linked to one unit all describe it alike: linking them reveals nothing finer.
+    assert all(len(descriptions) == 1 for descriptions in linked.values())
+
+
+def test_a_rare_record_is_detached_from_its_case_rather_than_coarsening_the_case() -> None:
+    units = [unit(f"c{i}", "north") for i in range(12)]
+    items = [requested(u.key) for u in units]
+    anchors = [True] * 12
+    # Two of the twelve cases were referred on: "referrals in north" would be a group of two.
+    items += [Item(unit=f"c{i}", group=("referral_made", "2026-08"), values=()) for i in range(2)]
+    anchors += [False, False]
+    decided = release(units, items, 11, anchors)
+    assert {d.shown for d in decided.units.values()} == {
+        ("hospital", "discipline", "clinical_area")
+    }
+    assert decided.detached[12:] == [True, True]
+    assert {12, 13} <= decided.waiting  # detached, they are still a group of two: they wait
 
 
 def test_times_are_coarsened_to_the_month_and_waits_to_bands() -> None:

@@ -184,16 +184,25 @@ async def test_bad_registration_gets_a_problem_and_stores_nothing(
     assert await peers_on_roster(app) == before
 
 
-async def test_a_token_without_a_hospital_must_name_one(
+async def test_a_coordinator_token_without_a_hospital_is_not_widened_to_the_network(
     training: tuple[FastAPI, httpx.AsyncClient], local_issuer: LocalIssuer
 ) -> None:
     _, client = training
     unbound = bearer(local_issuer, hospital=None)
     response = await client.post(
-        "/v1/peers", json={**BODY, "staff_ref": staff_ref()}, headers=unbound
+        "/v1/peers",
+        json={**BODY, "staff_ref": staff_ref(), "hospital_id": "st-john"},
+        headers=unbound,
+    )
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/v1/peers", headers=unbound)).status_code == 403
+    admin = bearer(local_issuer, role="network_admin", hospital=None)
+    response = await client.post(
+        "/v1/peers", json={**BODY, "staff_ref": staff_ref()}, headers=admin
     )
     assert response.status_code == 422 and "hospital_id is required" in response.json()["detail"]
-    named = await register(client, unbound, hospital_id="st-john")
+    named = await register(client, admin, hospital_id="st-john")
     assert named["hospital_id"] == "st-john"
 
 

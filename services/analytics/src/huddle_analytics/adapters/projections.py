@@ -84,6 +84,10 @@ def event_unit(event_id: UUID) -> str:
     return f"event:{event_id}"
 
 
+def group_unit(session_id: UUID) -> str:
+    return f"group:{session_id}"
+
+
 async def adverse_event_reported(conn: asyncpg.Connection, e: AdverseEventReported) -> None:
     await conn.execute(
         """INSERT INTO adverse_event (network_id, adverse_event_id, hospital_id, reported_at,
@@ -139,7 +143,8 @@ async def offer_made(conn: asyncpg.Connection, e: OfferMade) -> None:
 async def peer_matched(conn: asyncpg.Connection, e: PeerMatched) -> None:
     await _ensure_case(conn, e.network_id, e.case_id, e.hospital_id)
     await conn.execute(
-        """UPDATE support_case SET matched_at = $3, peer = $4, mode = $5, respond_by = $6,
+        """UPDATE support_case SET matched_at = $3, peer = $4, mode = $5,
+                respond_by = coalesce($6, respond_by),
                 tier = GREATEST(tier, $7), first_offered_at = LEAST(first_offered_at, $8)
             WHERE network_id = $1 AND case_id = $2""",
         e.network_id,
@@ -156,11 +161,13 @@ async def peer_matched(conn: asyncpg.Connection, e: PeerMatched) -> None:
 async def match_escalated(conn: asyncpg.Connection, e: MatchEscalated) -> None:
     await _ensure_case(conn, e.network_id, e.case_id, e.hospital_id)
     await conn.execute(
-        """UPDATE support_case SET escalated_at = LEAST(escalated_at, $3)
+        """UPDATE support_case SET escalated_at = LEAST(escalated_at, $3),
+                respond_by = coalesce(respond_by, $4)
             WHERE network_id = $1 AND case_id = $2""",
         e.network_id,
         e.case_id,
         e.escalated_at,
+        e.respond_by,
     )
 
 

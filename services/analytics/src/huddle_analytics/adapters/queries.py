@@ -128,11 +128,19 @@ async def case_timings(
                    extract(epoch FROM first_offered_at - requested_at) / 60 AS to_offer,
                    extract(epoch FROM matched_at - requested_at) / 60 AS to_match,
                    extract(epoch FROM first_contact_at - requested_at) / 60 AS to_contact,
-                   CASE WHEN respond_by IS NULL THEN NULL
-                        WHEN first_contact_at IS NOT NULL THEN first_contact_at <= respond_by
-                        WHEN respond_by < now() AND withdrawn_at IS NULL THEN false
+                   CASE WHEN deadline IS NULL THEN NULL
+                        WHEN first_contact_at IS NOT NULL THEN first_contact_at <= deadline
+                        -- Not reached in time counts as missed, withdrawn late or not at all.
+                        WHEN deadline < now() AND (withdrawn_at IS NULL OR withdrawn_at > deadline)
+                            THEN false
                    END AS deadline_met
-              FROM support_case
+              FROM (SELECT *,
+                           -- The deadline matching set; for an urgent case never matched, the
+                           -- 30 minutes of the programme's rule.
+                           coalesce(respond_by,
+                                    CASE WHEN urgency = 'urgent'
+                                         THEN requested_at + interval '30 minutes' END) AS deadline
+                      FROM support_case) AS c
              WHERE requested_at IS NOT NULL AND urgency <> 'crisis'
                AND ($1::text IS NULL OR hospital_id = $1)
                AND requested_at >= $2 AND requested_at < $3""",
@@ -214,11 +222,12 @@ async def peer_loads(
            ), load AS (
                 SELECT peer, count(*) AS cases FROM support_case
                  WHERE peer IS NOT NULL AND matched_at >= $2 AND matched_at < $3
-                   AND ($1::text IS NULL OR hospital_id = $1)
                  GROUP BY peer
            )
+           -- The peers of the scope (by their own hospital) and the cases each carried,
+           -- wherever the requester worked.
            SELECT coalesce(load.cases, 0) AS cases
-             FROM active FULL JOIN load ON load.peer = active.peer""",
+             FROM active LEFT JOIN load ON load.peer = active.peer""",
         hospital,
         start,
         end,

@@ -40,15 +40,19 @@ LOAD_BANDS = ((0, "0"), (1, "1"), (3, "2-3"), (5, "4-5"), (10**9, "6+"))
 
 @dataclass(frozen=True)
 class Scope:
-    """What the caller may see: the network, or one hospital; one calendar year."""
+    """What the caller may see: the network, or one hospital; one calendar year, closed months
+    only (a month still open would let a caller watch each new request arrive)."""
 
     hospital: str | None
     year: int
     k: int
+    until: datetime
+    """The start of the first month not yet closed: nothing from then on is published."""
 
     @property
     def bounds(self) -> tuple[datetime, datetime]:
-        return year_bounds(self.year)
+        start, end = year_bounds(self.year)
+        return start, max(start, min(end, self.until))
 
 
 def fold(monthly: Iterable[tuple[str, datetime, int]], grain: Grain) -> dict[tuple[str, str], int]:
@@ -197,19 +201,37 @@ def _deadlines(members: list[dict[str, Any]], urgency: str, k: int) -> float | N
 
 
 async def adverse_event_coverage(uow: UnitOfWork, scope: Scope) -> dict[str, Any]:
-    """Share of the staff involved in adverse events who were offered support, and reached."""
+    """Share of the staff involved in adverse events who were offered support, and reached.
+
+    Reached, offered but not reached, and not offered are one protected breakdown of the staff
+    involved: two shares of one total would otherwise give away their difference."""
     start, end = scope.bounds
     events = await sql.adverse_event_reach(uow.conn, hospital=scope.hospital, start=start, end=end)
     involved = sum(int(e["involved"]) for e in events)
     offered = min(sum(int(e["offered"]) for e in events), involved)
     reached = min(sum(int(e["reached"]) for e in events), offered)
+    table = protect_counts(
+        ["reached", "offered_not_reached", "not_offered"],
+        [reached, offered - reached, involved - offered],
+        scope.k,
+    )
+    shown_reached, shown_waiting, _ = table.cells[0]
+    total = table.total
+
+    def share(count: int | None) -> float | None:
+        return None if count is None or not total else round(count / total, 3)
+
+    shown_offered = (
+        None if shown_reached is None or shown_waiting is None else shown_reached + shown_waiting
+    )
     return {
         "measure": "adverse_event_coverage",
         "hospital": scope.hospital,
         "year": scope.year,
         "threshold": scope.k,
-        "offered": _share(offered, involved, scope.k),
-        "reached": _share(reached, involved, scope.k),
+        "involved": table.as_dict(),
+        "offered": {"count": shown_offered, "of": total, "share": share(shown_offered)},
+        "reached": {"count": shown_reached, "of": total, "share": share(shown_reached)},
     }
 
 
@@ -283,7 +305,7 @@ async def training_coverage(
 
 async def dashboard(uow: UnitOfWork, scope: Scope, metrics: AnalyticsMetrics) -> dict[str, Any]:
     """Everything a programme lead reads at once, for one scope and year."""
-    end = min(scope.bounds[1], datetime.now(scope.bounds[1].tzinfo))
+    end = scope.bounds[1]  # the end of the last closed month in the year
     return {
         "hospital": scope.hospital,
         "year": scope.year,

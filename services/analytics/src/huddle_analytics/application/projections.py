@@ -27,7 +27,7 @@ from huddle_runtime.consumer import Handler, PermanentFailure
 from huddle_runtime.unit_of_work import UnitOfWork
 
 from huddle_analytics.adapters import projections as sql
-from huddle_analytics.adapters.projections import case_unit, event_unit, peer_unit
+from huddle_analytics.adapters.projections import case_unit, event_unit, group_unit, peer_unit
 
 Projector = Callable[[UnitOfWork, Event], Awaitable[None]]
 
@@ -83,7 +83,7 @@ async def _session(uow: UnitOfWork, e: Event) -> None:
     assert isinstance(e, SessionCompleted)
     first = await sql.session_completed(uow.conn, e)
     grouped = sql.is_group(e)
-    unit = event_unit(e.session_id) if grouped else case_unit(e.case_id)
+    unit = group_unit(e.session_id) if grouped else case_unit(e.case_id)
     if first:
         await sql.add_record(
             uow.conn,

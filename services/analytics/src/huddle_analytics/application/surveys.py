@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from huddle_runtime.unit_of_work import UnitOfWork
@@ -101,11 +101,13 @@ async def outcomes(
     *,
     instrument: Instrument,
     grain: Grain,
-    programme: str | None,
+    programme: str,
     hospital: str | None,
     k: int,
+    until: datetime,
 ) -> dict[str, Any]:
-    """Paired change per measure and period; a period with fewer than k pairs shows nothing."""
+    """Paired change per measure and period; a period with fewer than k pairs shows nothing.
+    Only periods wholly before ``until`` (closed) are shown: one still filling could be watched."""
     pairs = await sql.pairs(
         uow.conn,
         instrument=instrument.value,
@@ -113,6 +115,7 @@ async def outcomes(
         hospital=hospital,
         grain=grain.value,
     )
+    pairs = [p for p in pairs if _period_end(p["period"], grain) <= until]
     by_period: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for pair in pairs:
         by_period[label(pair["period"], grain)].append(pair)
@@ -132,7 +135,14 @@ async def outcomes(
         )
     return {
         "instrument": instrument.value,
+        "programme": programme,
         "grain": grain.value,
         "threshold": k,
         "periods": periods,
     }
+
+
+def _period_end(start: date, grain: Grain) -> datetime:
+    months = {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}[grain]
+    month = start.month - 1 + months
+    return datetime(start.year + month // 12, month % 12 + 1, 1, tzinfo=UTC)

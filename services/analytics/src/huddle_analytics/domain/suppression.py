@@ -411,39 +411,90 @@ def protect_linked(
 ) -> tuple[ProtectedTable, dict[str, ProtectedTable]]:
     """Protect a series of totals and every breakdown of it together, as one release.
 
-    Each breakdown shares the series as its column totals (and its grand total). A total that any
-    breakdown must hide is hidden in the series and in every other breakdown, until no table needs
-    more: then no breakdown can reveal what another one hides.
+    Each breakdown shares the series as its column totals and its grand total. All of them form
+    one system of equations (one entry per shared total), suppressed and checked at once: an
+    attacker holding every table cannot pin a number that any one of them hides.
     """
-    hidden: list[bool] | None = None
-    total_hidden: bool | None = None
-    while True:
-        series = protect_table(
-            ("all",),
-            columns,
-            (tuple(totals),),
-            k,
-            column_totals_hidden=hidden,
-            total_hidden=total_hidden,
+    _check_threshold(k)
+    grid = _LinkedGrid(
+        [int(t) for t in _validated(("totals",), columns, (totals,))[0]],
+        {name: _validated(rows, columns, counts) for name, (rows, counts) in breakdowns.items()},
+    )
+    hidden = _suppress(grid, k, [False] * len(grid.values))
+    series = grid.publish_series(tuple(columns), hidden)
+    tables = {
+        name: grid.publish_breakdown(name, tuple(rows), tuple(columns), hidden)
+        for name, (rows, _) in breakdowns.items()
+    }
+    return series, tables
+
+
+class _LinkedGrid(_Grid):
+    """A series of totals and its breakdowns as one grid: the shared totals are single entries."""
+
+    def __init__(self, totals: list[int], breakdowns: Mapping[str, list[list[int]]]) -> None:
+        n_columns = len(totals)
+        self.n_rows, self.n_columns = 1, n_columns
+        self.values = [*totals, sum(totals)]
+        self.kind = [_MARGIN] * n_columns + [_GRAND_TOTAL]
+        grand = n_columns
+        self.lines = [(*((j, 1) for j in range(n_columns)), (grand, -1))]
+        self.offsets: dict[str, tuple[int, int]] = {}
+        for name, matrix in breakdowns.items():
+            for j in range(n_columns):
+                if sum(row[j] for row in matrix) != totals[j]:
+                    raise ValueError(f"breakdown {name!r} does not add up to the totals")
+            start, width = len(self.values), n_columns + 1
+            self.offsets[name] = (start, len(matrix))
+            for row in matrix:
+                self.values += [*row, sum(row)]
+                self.kind += [_CELL] * n_columns + [_MARGIN]
+            for i in range(len(matrix)):
+                base = start + i * width
+                self.lines.append(
+                    (*((base + j, 1) for j in range(n_columns)), (base + n_columns, -1))
+                )
+            for j in range(n_columns):
+                entries = tuple((start + i * width + j, 1) for i in range(len(matrix)))
+                self.lines.append((*entries, (j, -1)))
+            row_totals = tuple((start + i * width + n_columns, 1) for i in range(len(matrix)))
+            self.lines.append((*row_totals, (grand, -1)))
+        self.locked = [False] * len(self.values)
+        self.lines_of = [[] for _ in self.values]
+        for number, line in enumerate(self.lines):
+            for entry, _ in line:
+                self.lines_of[entry].append(number)
+
+    def _shown(self, hidden: list[bool]) -> list[int | None]:
+        return [None if hide else v for v, hide in zip(self.values, hidden, strict=True)]
+
+    def publish_series(self, columns: tuple[str, ...], hidden: list[bool]) -> ProtectedTable:
+        shown = self._shown(hidden)
+        totals = tuple(shown[: self.n_columns])
+        return ProtectedTable(
+            rows=("all",),
+            columns=columns,
+            cells=(totals,),
+            row_totals=(shown[self.n_columns],),
+            column_totals=totals,
+            total=shown[self.n_columns],
+            suppressed=sum(hidden[: self.n_columns + 1]),
         )
-        hidden = [value is None for value in series.column_totals]
-        total_hidden = series.total is None
-        tables = {
-            name: protect_table(
-                rows,
-                columns,
-                counts,
-                k,
-                column_totals_hidden=hidden,
-                total_hidden=total_hidden,
-            )
-            for name, (rows, counts) in breakdowns.items()
-        }
-        wider = [
-            was or any(t.column_totals[j] is None for t in tables.values())
-            for j, was in enumerate(hidden)
-        ]
-        wider_total = total_hidden or any(t.total is None for t in tables.values())
-        if wider == hidden and wider_total == total_hidden:
-            return series, tables
-        hidden, total_hidden = wider, wider_total
+
+    def publish_breakdown(
+        self, name: str, rows: tuple[str, ...], columns: tuple[str, ...], hidden: list[bool]
+    ) -> ProtectedTable:
+        shown = self._shown(hidden)
+        start, n_rows = self.offsets[name]
+        width = self.n_columns + 1
+        grid = [shown[start + i * width : start + (i + 1) * width] for i in range(n_rows)]
+        own = range(start, start + n_rows * width)
+        return ProtectedTable(
+            rows=rows,
+            columns=columns,
+            cells=tuple(tuple(row[: self.n_columns]) for row in grid),
+            row_totals=tuple(row[self.n_columns] for row in grid),
+            column_totals=tuple(shown[: self.n_columns]),
+            total=shown[self.n_columns],
+            suppressed=sum(hidden[e] for e in own) + sum(hidden[: self.n_columns + 1]),
+        )

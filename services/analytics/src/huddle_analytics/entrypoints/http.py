@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -20,16 +20,16 @@ from huddle_contracts.vocabulary import HospitalId, Month
 from huddle_runtime.auth import Forbidden, Principal, Role, authenticated
 from huddle_runtime.edge import RuleRefused, runtime_of
 from huddle_runtime.problems import Conflict, NotFound
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from huddle_analytics.adapters import queries
 from huddle_analytics.adapters import releases as released_records
 from huddle_analytics.adapters.surveys import AlreadyAnswered
 from huddle_analytics.application import metrics as programme
 from huddle_analytics.application import surveys
-from huddle_analytics.application.releases import release_due
+from huddle_analytics.application.releases import cutoff, release_if_due
 from huddle_analytics.domain.instruments import SPECS, Instrument, InvalidAnswers
-from huddle_analytics.domain.periods import Grain, month_start
+from huddle_analytics.domain.periods import Grain, month_end, month_start
 from huddle_analytics.domain.survey_code import InvalidSurveyCode
 from huddle_analytics.entrypoints.access import (
     STRICT,
@@ -57,11 +57,19 @@ Year = Annotated[
 MeasureName = Literal["requests", "sessions", "referrals", "adverse_events"]
 
 
+def _closed_until(settings: AnalyticsSettings) -> datetime:
+    """The start of the first month not yet closed (plus the release's grace period)."""
+    return cutoff(datetime.now(UTC), timedelta(hours=settings.release_grace_hours))
+
+
 def _scope(principal: Principal, year: int | None, settings: AnalyticsSettings) -> programme.Scope:
+    until = _closed_until(settings)
     return programme.Scope(
         hospital=hospital_scope(principal),
-        year=year or datetime.now(UTC).year,
+        # By default the year of the last closed month.
+        year=year or (until - timedelta(microseconds=1)).year,
         k=settings.suppression_threshold,
+        until=until,
     )
 
 
@@ -164,13 +172,16 @@ async def training_coverage(
     principal: Reader,
     settings: Settings,
     metrics: Metrics,
-    on: Annotated[date | None, Query(description="The day (UTC); today by default.")] = None,
+    month: Annotated[
+        Month | None,
+        Query(description="At the end of this closed month (YYYY-MM); the last one by default."),
+    ] = None,
 ) -> dict[str, Any]:
-    at = (
-        datetime.now(UTC)
-        if on is None
-        else datetime(on.year, on.month, on.day, 23, 59, 59, tzinfo=UTC)
-    )
+    until = _closed_until(settings)
+    # Snapshots only at the end of closed months: two days apart would show one peer's change.
+    at = until if month is None else month_end(month)
+    if at > until:
+        raise RuleRefused(f"{month} has not closed yet")
     async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         return await programme.timed(
             metrics,
@@ -192,26 +203,33 @@ async def dashboard(
 
 @router.get(
     "/outcomes/{instrument}",
-    summary="Paired pre/post change per measure with its confidence interval",
+    summary="Paired pre/post change per measure with its confidence interval, per quarter",
 )
 async def outcomes(
     instrument: Instrument,
     request: Request,
     principal: Reader,
     settings: Settings,
-    grain: Annotated[Grain, Query(description="Period of the post response.")] = Grain.QUARTER,
     programme_name: Annotated[
-        str | None, Query(alias="programme", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    ] = None,
+        str,
+        Query(
+            alias="programme",
+            pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+            description="One programme at a time: a sum over several could be differenced.",
+        ),
+    ] = "peer-support",
 ) -> dict[str, Any]:
+    # One grain (the quarter of the post answer) and closed quarters' months only, so that no
+    # two answers overlap and nothing can be subtracted from anything else.
     async with runtime_of(request).unit_of_work(principal.tenant) as uow:
         return await surveys.outcomes(
             uow,
             instrument=instrument,
-            grain=grain,
+            grain=Grain.QUARTER,
             programme=programme_name,
             hospital=hospital_scope(principal),
             k=settings.suppression_threshold,
+            until=_closed_until(settings),
         )
 
 
@@ -281,8 +299,8 @@ def _flat(value: Any) -> Any:
     summary="Release the records of closed months now, instead of at the next scheduled round",
 )
 async def release_now(request: Request, principal: NetworkAdmin) -> dict[str, Any]:
-    runtime = runtime_of(request)
-    published = await release_due(runtime, runtime.state["settings"], datetime.now(UTC))
+    """Only the caller's own network, and only if records were staged since its last release."""
+    published = await release_if_due(runtime_of(request), principal.network_id, datetime.now(UTC))
     return {"released": published}
 
 
@@ -290,7 +308,7 @@ class SurveyResponse(BaseModel):
     model_config = STRICT
 
     phase: Literal["pre", "post"]
-    answers: list[int] | None = Field(
+    answers: list[StrictInt] | None = Field(
         default=None,
         max_length=40,
         description="Answers by item position, scored by the instrument's published rules.",

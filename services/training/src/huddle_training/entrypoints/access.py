@@ -31,6 +31,9 @@ def hospital_scope(principal: Principal) -> str | None:
     """The one hospital whose peers the caller may act on, or None for the whole network."""
     if Role.NETWORK_ADMIN in principal.roles:
         return None
+    if principal.hospital_id is None:
+        # A token without a hospital must not widen a coordinator's view to the network.
+        raise Forbidden("your token names no hospital: only a network admin acts network-wide")
     return principal.hospital_id
 
 
