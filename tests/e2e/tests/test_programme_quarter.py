@@ -5,9 +5,12 @@ that links back: no pseudonym, no Huddle id and no exact time that appears on an
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,9 +18,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from huddle_analytics.service import DEFINITION as ANALYTICS
 from huddle_contracts.events import SessionCompleted, SupportRequested
-from huddle_contracts.topics import ANALYTICS_ANONYMISED, TOPICS
+from huddle_contracts.topics import ANALYTICS_ANONYMISED, TOPICS, all_topic_names
 from huddle_e2e.harness import eventually, migrate_service, running_app, service_settings
+from huddle_local._util import free_ports
 from huddle_local.issuer import LocalIssuer
+from huddle_local.kafka import KafkaBroker, create_topics
 from huddle_local.simulation import publish, simulate
 
 pytestmark = pytest.mark.e2e
@@ -53,9 +58,32 @@ def raw(record: Any) -> bytes:
     return b"\n".join(parts)
 
 
+@pytest.fixture(scope="module")
+async def own_broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A broker of this test's own: the quarter's thousands of events must not become a backlog
+    that every later test's intake, matching and sessions would have to work through."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        pytest.skip("needs its own broker; KAFKA_BOOTSTRAP_SERVERS points at a shared one")
+    port, controller_port = free_ports(2)
+    broker = KafkaBroker(
+        tmp_path_factory.mktemp("quarter-kafka"),
+        port=port,
+        controller_port=controller_port,
+        detach=False,
+    )
+    await asyncio.to_thread(broker.start)
+    try:
+        await asyncio.to_thread(broker.wait_ready, 120)
+        await create_topics(broker.bootstrap, all_topic_names(), partitions=3)
+        yield broker.bootstrap
+    finally:
+        await asyncio.to_thread(broker.stop)
+
+
 async def test_a_simulated_quarter_is_measured_and_the_analysts_stream_links_to_nothing(
-    database_url: str, topics: str, local_issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+    database_url: str, own_broker: str, local_issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    topics = own_broker
     network = f"quarter-{uuid.uuid4().hex[:8]}"
     sim = simulate(network=network, hospitals=HOSPITALS, first_month=f"{YEAR}-07", seed=2026)
     monkeypatch.setenv("HUDDLE_ANALYTICS_RELEASE_GRACE_HOURS", "0")

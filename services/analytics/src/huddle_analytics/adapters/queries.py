@@ -82,30 +82,44 @@ MEASURES: dict[str, Measure] = {
 }
 
 
-async def monthly_counts(
+async def monthly_breakdowns(
     conn: asyncpg.Connection,
     measure: Measure,
-    by: str | None,
+    dimensions: list[str],
     *,
     hospital: str | None,
     start: datetime,
     end: datetime,
-) -> list[tuple[str, datetime, int]]:
-    """(breakdown value, month, count) for the measure in [start, end)."""
-    dimension = measure.dimensions[by] if by else "'all'"
+) -> dict[str | None, list[tuple[str, datetime, int]]]:
+    """The totals (key None) and every breakdown by month, in one statement: one snapshot, so
+    the breakdowns add up to the totals even while events are arriving."""
+    columns = ", ".join(f"{measure.dimensions[d]} AS d{i}" for i, d in enumerate(dimensions))
+    selects = [
+        "SELECT NULL::int AS dimension, 'all' AS value, month, count(*) AS n FROM base GROUP BY 3"
+    ]
+    selects += [
+        f"SELECT {i} AS dimension, coalesce(d{i}::text, 'unknown'), month, count(*) FROM base"
+        " GROUP BY 2, 3"
+        for i in range(len(dimensions))
+    ]
     rows = await conn.fetch(
-        f"""SELECT {dimension} AS value,
-                   date_trunc('month', {measure.time} AT TIME ZONE 'UTC') AS month,
-                   count(*) AS n
-              FROM {measure.table}
-             WHERE {measure.where} AND ($1::text IS NULL OR hospital_id = $1)
-               AND {measure.time} >= $2 AND {measure.time} < $3
-             GROUP BY 1, 2""",
+        f"""WITH base AS (
+                SELECT {columns + ", " if columns else ""}
+                       date_trunc('month', {measure.time} AT TIME ZONE 'UTC') AS month
+                  FROM {measure.table}
+                 WHERE {measure.where} AND ($1::text IS NULL OR hospital_id = $1)
+                   AND {measure.time} >= $2 AND {measure.time} < $3)
+            {" UNION ALL ".join(selects)}""",
         hospital,
         start,
         end,
     )
-    return [(str(r["value"] or "unknown"), r["month"], int(r["n"])) for r in rows]
+    found: dict[str | None, list[tuple[str, datetime, int]]] = {None: []}
+    found.update({d: [] for d in dimensions})
+    for r in rows:
+        key = None if r["dimension"] is None else dimensions[r["dimension"]]
+        found[key].append((str(r["value"]), r["month"], int(r["n"])))
+    return found
 
 
 _CASE_DIMENSIONS = MEASURES["requests"].dimensions

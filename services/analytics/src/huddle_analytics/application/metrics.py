@@ -93,23 +93,17 @@ async def counts(
     analyst may ask for all of them, so none may reveal a total another one hides."""
     measure = sql.MEASURES[measure_name]
     start, end = scope.bounds
-    overall = await sql.monthly_counts(
-        uow.conn, measure, None, hospital=scope.hospital, start=start, end=end
+    dimensions = [
+        d for d in measure.dimensions if not (d == "hospital" and scope.hospital is not None)
+    ]
+    monthly = await sql.monthly_breakdowns(
+        uow.conn, measure, dimensions, hospital=scope.hospital, start=start, end=end
     )
+    overall = monthly[None]
     grain, _ = period_series(overall, scope.year, scope.k)
     periods = periods_of(scope.year, grain)
     totals = fold(overall, grain)
-    breakdowns = {
-        dimension: breakdown(
-            await sql.monthly_counts(
-                uow.conn, measure, dimension, hospital=scope.hospital, start=start, end=end
-            ),
-            grain,
-            scope.year,
-        )
-        for dimension in measure.dimensions
-        if not (dimension == "hospital" and scope.hospital is not None)
-    }
+    breakdowns = {d: breakdown(monthly[d], grain, scope.year) for d in dimensions}
     series, tables = protect_linked(
         periods, [totals.get(("all", p), 0) for p in periods], breakdowns, scope.k
     )
