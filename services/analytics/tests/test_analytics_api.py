@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from huddle_analytics.application.releases import release_due
+from huddle_analytics.application.releases import release_due, release_if_due
 from huddle_contracts.events import PeerMatched, SessionCompleted, SupportRequested
 from huddle_contracts.topics import ANALYTICS_ANONYMISED
 from huddle_local.simulation import simulate
@@ -367,3 +367,37 @@ async def test_answers_must_be_integers(analytics, bearer, network) -> None:
     response = await answer(client, worker, "phq9", phase="pre", answers=["1"] * 9)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_held_back_records_wait_for_new_ones_and_then_join_them(
+    analytics, project, network
+) -> None:
+    app, _ = analytics
+    runtime = app.state.runtime
+    now = datetime(YEAR + 1, 1, 15, tzinfo=UTC)
+    small = simulate(
+        network=network,
+        hospitals=("north",),
+        first_month=f"{YEAR}-02",
+        months=1,
+        requests_per_hospital_month=3,
+        peers_per_hospital=2,
+        survey_pairs_per_hospital=0,
+        seed=8,
+    )
+    await project(app, small.events)
+    first = await release_if_due(runtime, network, now)
+    assert await release_if_due(runtime, network, now) == 0  # only held-back records: not due
+    more = simulate(
+        network=network, hospitals=("north",), first_month=f"{YEAR}-03", months=1, seed=9
+    )
+    await project(app, more.events)
+    second = await release_if_due(runtime, network, now)
+    async with runtime.unit_of_work(Tenant(network)) as uow:
+        waiting = await uow.conn.fetchval(
+            "SELECT count(*) FROM analytics.programme_record WHERE released_at IS NULL"
+        )
+    assert first + second + waiting == len(small.events) + len(more.events) + len(
+        small.of_type(PeerMatched)
+    ) + len(more.of_type(PeerMatched))
+    assert second > 0

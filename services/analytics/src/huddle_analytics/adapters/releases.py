@@ -12,29 +12,21 @@ import asyncpg
 
 
 async def networks_due(conn: asyncpg.Connection, cutoff: datetime) -> list[str]:
-    """Networks with records staged since their last release, in months that have closed."""
+    """Networks with a record of a closed month that no release has considered yet."""
     rows = await conn.fetch(
         """SELECT DISTINCT network_id FROM programme_record
-            WHERE released_at IS NULL AND occurred_at < $1""",
+            WHERE released_at IS NULL AND held_back_at IS NULL AND occurred_at < $1""",
         cutoff,
     )
     return [r["network_id"] for r in rows]
 
 
-async def last_release(conn: asyncpg.Connection) -> datetime | None:
-    value: datetime | None = await conn.fetchval(
-        "SELECT last_release_at FROM release_state FOR UPDATE"
-    )
-    return value
-
-
-async def staged_since(conn: asyncpg.Connection, cutoff: datetime, since: datetime | None) -> bool:
+async def due(conn: asyncpg.Connection, cutoff: datetime) -> bool:
     found: bool = await conn.fetchval(
         """SELECT EXISTS (SELECT 1 FROM programme_record
-                           WHERE released_at IS NULL AND occurred_at < $1
-                             AND ($2::timestamptz IS NULL OR staged_at > $2))""",
+                           WHERE released_at IS NULL AND held_back_at IS NULL
+                             AND occurred_at < $1)""",
         cutoff,
-        since,
     )
     return found
 
@@ -75,6 +67,7 @@ async def mark_released(
     conn: asyncpg.Connection,
     network: str,
     released: Sequence[tuple[UUID, str, dict[str, Any]]],
+    held_back: Sequence[UUID],
     at: datetime,
 ) -> None:
     await conn.executemany(
@@ -82,15 +75,14 @@ async def mark_released(
         [(network, at, record_id) for record_id, _, _ in released],
     )
     await conn.executemany(
+        """UPDATE programme_record SET held_back_at = $2
+            WHERE network_id = $1 AND record_id = $3""",
+        [(network, at, record_id) for record_id in held_back],
+    )
+    await conn.executemany(
         """INSERT INTO published_record (network_id, record_id, period, released_at, record)
            VALUES ($1, $2, $3, $4, $5::jsonb)""",
         [(network, rid, period, at, json.dumps(record)) for rid, period, record in released],
-    )
-    await conn.execute(
-        """INSERT INTO release_state (network_id, last_release_at) VALUES ($1, $2)
-           ON CONFLICT (network_id) DO UPDATE SET last_release_at = EXCLUDED.last_release_at""",
-        network,
-        at,
     )
 
 

@@ -1,8 +1,8 @@
 """The analysts' stream: once a month has closed, its programme records are anonymised and
 published through the outbox, in the same transaction that marks them released (so exactly once).
 
-A release is due when records were staged since the network's last one; records whose group is
-still smaller than k wait and join the next release.
+A release is due when a record waits that no release has considered yet; records whose group is
+still smaller than k are held back and join the next release.
 """
 
 from __future__ import annotations
@@ -153,18 +153,20 @@ async def release_network(runtime: Runtime, network: str, *, k: int, before: dat
             )
             uow.publish(event)
             published.append((event.record_id, event.period, event.model_dump(mode="json")))
-        await sql.mark_released(uow.conn, network, published, now)
+        chosen_set = set(chosen)
+        held_back = [row["record_id"] for i, row in enumerate(rows) if i not in chosen_set]
+        await sql.mark_released(uow.conn, network, published, held_back, now)
     metrics: AnalyticsMetrics = runtime.state["metrics"]
     metrics.records_released.inc(len(published))
     return len(published)
 
 
 async def release_if_due(runtime: Runtime, network: str, now: datetime) -> int:
-    """Release a network when records were staged since its last release."""
+    """Release a network when a record of a closed month waits that no release has considered."""
     settings: AnalyticsSettings = runtime.state["settings"]
     before = cutoff(now, timedelta(hours=settings.release_grace_hours))
     async with runtime.unit_of_work(Tenant(network)) as uow:
-        due = await sql.staged_since(uow.conn, before, await sql.last_release(uow.conn))
+        due = await sql.due(uow.conn, before)
     if not due:
         return 0
     return await release_network(runtime, network, k=settings.suppression_threshold, before=before)

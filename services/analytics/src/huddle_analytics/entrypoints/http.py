@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from huddle_contracts.events import AnonymisedProgrammeEvent
 from huddle_contracts.vocabulary import HospitalId, Month
 from huddle_runtime.auth import Forbidden, Principal, Role, authenticated
 from huddle_runtime.edge import RuleRefused, runtime_of
@@ -23,10 +22,9 @@ from huddle_runtime.problems import Conflict, NotFound
 from pydantic import BaseModel, Field, StrictInt
 
 from huddle_analytics.adapters import queries
-from huddle_analytics.adapters import releases as released_records
 from huddle_analytics.adapters.surveys import AlreadyAnswered
+from huddle_analytics.application import exports, surveys
 from huddle_analytics.application import metrics as programme
-from huddle_analytics.application import surveys
 from huddle_analytics.application.releases import cutoff, release_if_due
 from huddle_analytics.domain.instruments import SPECS, Instrument, InvalidAnswers
 from huddle_analytics.domain.periods import Grain, month_end, month_start
@@ -238,11 +236,6 @@ class ExportFormat(StrEnum):
     PARQUET = "parquet"
 
 
-EXPORT_COLUMNS = [
-    name for name in AnonymisedProgrammeEvent.model_fields if name not in ("period_start",)
-]
-
-
 @router.get(
     "/exports/programme-events.{fmt}",
     summary="The records published on the analysts' stream, as CSV or Parquet",
@@ -256,12 +249,11 @@ async def export_records(
     last: Annotated[Month | None, Query(alias="to", description="Last month, YYYY-MM.")] = None,
 ) -> Response:
     async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        records = await released_records.published(uow.conn, first=first, last=last)
-    rows = [{c: _flat(r.get(c)) for c in EXPORT_COLUMNS} for r in records]
+        rows = await exports.published_rows(uow, first=first, last=last)
     name = f"programme-events-{principal.network_id}"
     if fmt is ExportFormat.CSV:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
+        writer = csv.DictWriter(buffer, fieldnames=exports.COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
         return Response(
@@ -283,14 +275,9 @@ _INTEGERS = {"tier", "involved"}
 _PARQUET_SCHEMA = pa.schema(
     [
         (c, pa.int64() if c in _INTEGERS else pa.bool_() if c == "deadline_met" else pa.string())
-        for c in EXPORT_COLUMNS
+        for c in exports.COLUMNS
     ]
 )
-
-
-def _flat(value: Any) -> Any:
-    # Lists (the coarsened groupings) become one comma-separated cell in both formats.
-    return ",".join(value) if isinstance(value, list) else value
 
 
 @router.post(
