@@ -5,17 +5,28 @@ UV_VERSION := 0.13.9
 TOOLS      := .tools
 UV         := $(TOOLS)/bin/uv
 RUN        := $(UV) run --frozen
+# kustomize renders deploy/k8s; built from the Go module proxy (v5.8.2 is the newest for Go 1.26).
+KUSTOMIZE_VERSION := v5.8.2
+KUSTOMIZE         := $(TOOLS)/kustomize-$(KUSTOMIZE_VERSION)/kustomize
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run up down status test test-unit test-integration lint fmt schemas clean
+.PHONY: help setup run up down status test test-unit test-integration lint fmt schemas clean \
+        k8s-tools k8s-check
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-17s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-17s %s\n", $$1, $$2}'
 
 $(UV):
 	@command -v python3 >/dev/null || { echo "Python 3.11 is required (python3 not found)"; exit 1; }
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(KUSTOMIZE):
+	@command -v go >/dev/null || { echo "Go 1.26+ is required to build kustomize (go not found)"; exit 1; }
+	GOBIN=$(abspath $(dir $(KUSTOMIZE))) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@mkdir -p $(TOOLS)/bin && ln -sf $(abspath $(KUSTOMIZE)) $(TOOLS)/bin/kustomize
+
+k8s-tools: $(KUSTOMIZE) ## Install kustomize into .tools/ (for the Kubernetes manifests)
 
 setup: $(UV) ## Install the locked Python environment (.venv) and check Java and Maven
 	@command -v java >/dev/null || { echo "Java 17+ is required to run Apache Kafka (java not found)"; exit 1; }
@@ -34,17 +45,21 @@ down: ## Stop what `make up` started
 status: ## Show every component and whether it is ready
 	$(RUN) huddle status
 
-test: setup ## Every test: unit, contracts, integration and end to end (starts Kafka and PostgreSQL)
+test: setup k8s-tools ## Every test: unit, contracts, integration and end to end (starts Kafka and PostgreSQL)
 	$(RUN) pytest
 
-test-unit: setup ## Only the tests that need no server
+test-unit: setup k8s-tools ## Only the tests that need no server
 	$(RUN) pytest -m "not integration and not e2e"
 
-lint: setup ## ruff, mypy (strict on libs) and the contract drift check
+lint: setup k8s-tools ## ruff, mypy (strict on libs), the contract drift check, the k8s overlays render
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 	$(RUN) python -m huddle_contracts.export --check
+	for overlay in deploy/k8s/overlays/*/; do $(KUSTOMIZE) build $$overlay >/dev/null || exit 1; done
+
+k8s-check: setup k8s-tools ## Render deploy/k8s and check it against the schemas and rules (no cluster)
+	$(RUN) pytest deploy/tests/test_kubernetes_manifests.py
 
 fmt: setup ## Format and autofix
 	$(RUN) ruff format .
