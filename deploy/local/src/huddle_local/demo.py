@@ -128,10 +128,12 @@ def seed(issuer: LocalIssuer, ports: dict[str, int], database_url: str) -> list[
 
 
 def history_months(now: datetime) -> str:
-    """The first of the three whole months before this one: the demo's simulated quarter."""
-    month = (now.month - 4) % 12 + 1
-    year = now.year - (1 if now.month <= 3 else 0)
-    return f"{year:04d}-{month:02d}"
+    """The first month of the last calendar quarter that has closed: the demo's simulated
+    quarter (analytics publishes closed months and quarters only)."""
+    closed = now - timedelta(days=2)  # past the release's grace period too
+    month = ((closed.month - 1) // 3) * 3 + 1 - 3
+    year = closed.year - (1 if month < 1 else 0)
+    return f"{year:04d}-{(month - 1) % 12 + 1:02d}"
 
 
 def seed_history(
