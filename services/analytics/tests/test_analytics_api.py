@@ -401,3 +401,31 @@ async def test_held_back_records_wait_for_new_ones_and_then_join_them(
         small.of_type(PeerMatched)
     ) + len(more.of_type(PeerMatched))
     assert second > 0
+
+
+async def test_coverage_on_a_past_date_counts_a_peer_recertified_since(
+    analytics, project, network
+) -> None:
+    from huddle_analytics.application.metrics import training_coverage
+    from huddle_contracts.events import PeerCertified
+
+    app, _ = analytics
+    first, renewal = datetime(YEAR, 1, 10, tzinfo=UTC), datetime(YEAR, 6, 10, tzinfo=UTC)
+    certified = [
+        PeerCertified(
+            network_id=network,
+            hospital_id="north",
+            peer="p_" + "b" * 32,
+            unit_id="icu",
+            discipline="nurse",
+            languages=("en",),
+            certified_at=at,
+            valid_until=datetime(at.year + 1, at.month, at.day, tzinfo=UTC),
+        )
+        for at in (first, renewal)
+    ]
+    await project(app, certified)
+    async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
+        # k = 1 shows every number: this checks the counting, not the suppression.
+        february = await training_coverage(uow, None, datetime(YEAR, 3, 1, tzinfo=UTC), 1)
+    assert february["certified_peers"]["total"] == 1

@@ -294,12 +294,35 @@ async def peer_certified(conn: asyncpg.Connection, e: PeerCertified) -> None:
         e.certified_at,
         e.valid_until,
     )
+    await conn.execute(
+        """INSERT INTO certification_period (network_id, peer, hospital_id, discipline,
+                certified_at, valid_until)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (network_id, peer, certified_at) DO NOTHING""",
+        e.network_id,
+        e.peer,
+        e.hospital_id,
+        e.discipline.value,
+        e.certified_at,
+        e.valid_until,
+    )
 
 
 async def certification_lapsed(conn: asyncpg.Connection, e: CertificationLapsed) -> None:
     await conn.execute(
         """UPDATE peer_certification SET lapsed_at = $3
             WHERE network_id = $1 AND peer = $2 AND certified_at <= $3""",
+        e.network_id,
+        e.peer,
+        e.lapsed_at,
+    )
+    # The certification the lapse ends: the latest one that began before it.
+    await conn.execute(
+        """UPDATE certification_period SET lapsed_at = $3
+            WHERE (network_id, peer, certified_at) = (
+                  SELECT network_id, peer, certified_at FROM certification_period
+                   WHERE network_id = $1 AND peer = $2 AND certified_at <= $3
+                   ORDER BY certified_at DESC LIMIT 1)""",
         e.network_id,
         e.peer,
         e.lapsed_at,

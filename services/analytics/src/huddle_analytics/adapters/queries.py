@@ -229,7 +229,7 @@ async def peer_loads(
     """Cases matched per certified peer in the period (peers with none count as 0)."""
     rows = await conn.fetch(
         """WITH active AS (
-                SELECT peer FROM peer_certification
+                SELECT DISTINCT peer FROM certification_period
                  WHERE certified_at < $3 AND valid_until > $2
                    AND (lapsed_at IS NULL OR lapsed_at > $2)
                    AND ($1::text IS NULL OR hospital_id = $1)
@@ -254,7 +254,7 @@ async def certified_peers(
 ) -> list[tuple[str, str, int]]:
     """(hospital, discipline, certified peers) at an instant."""
     rows = await conn.fetch(
-        """SELECT hospital_id, discipline, count(*) AS n FROM peer_certification
+        """SELECT hospital_id, discipline, count(DISTINCT peer) AS n FROM certification_period
             WHERE certified_at <= $2 AND valid_until > $2
               AND (lapsed_at IS NULL OR lapsed_at > $2)
               AND ($1::text IS NULL OR hospital_id = $1)
