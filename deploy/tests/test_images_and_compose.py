@@ -18,7 +18,7 @@ import shlex
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -263,7 +263,11 @@ def test_an_image_is_slim_pinned_and_writes_no_bytecode(service: str) -> None:
     bases = {df.resolve(s.base) for s in chain if s.base not in {x.name for x in df.stages}}
     pythons = {b for b in bases if b.startswith("python:")}
     assert len(pythons) == 1, "builder and runtime share one base (the venv's interpreter)"
-    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", pythons.pop())
+    python = pythons.pop()
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", python)
+    deploy = (ROOT / "README.md").read_text().split("\n## Deploy", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(python:[^`]+)`", deploy))
+    assert named == {python}, f"README.md (Deploy) names {named}, the Dockerfile {python}"
     uv_images = bases - {b for b in bases if b.startswith("python:")}
     makefile_uv = re.search(r"^UV_VERSION\s*:=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M)
     assert makefile_uv is not None
@@ -604,13 +608,46 @@ def test_services_run_locally_with_the_local_issuer_and_reach_each_other() -> No
         assert found[f"{name}-migrate"]["environment"]["DATABASE_URL"] == expected_url
         assert found[f"{name}-migrate"]["environment"]["HUDDLE_ENVIRONMENT"] == "local"
         (mount,) = service["volumes"]
-        assert mount["source"] == "./.huddle/issuer", "the keys `huddle token` signs with"
+        # Only the public keys of the issuer `huddle token` signs with, never its private key.
+        assert mount["type"] == "bind"
+        assert mount["source"] == "./.huddle/issuer/jwks.json"
         assert mount["read_only"] is True
         assert mount["bind"]["create_host_path"] is False
-        assert Path(env["HUDDLE_AUTH_JWKS_FILE"]).parent == Path(mount["target"])
-        assert Path(env["HUDDLE_AUTH_JWKS_FILE"]).name == "jwks.json"
+        assert env["HUDDLE_AUTH_JWKS_FILE"] == mount["target"]
         probe = " ".join(service["healthcheck"]["test"])
         assert f"127.0.0.1:{default_port(name)}/readyz" in probe
+
+
+def seconds(duration: str) -> float:
+    """A Compose duration (``1m30s``, ``95s``, ``500ms``) in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_healthchecks_wait_for_the_slowest_readyz() -> None:
+    # /readyz checks the database, then the producer's metadata, up to 2 s each
+    # (huddle_runtime.health.check): the probe's own timeout, then Compose's, must outlast that.
+    for name in SERVICES:
+        check = services()[name]["healthcheck"]
+        probe = " ".join(check["test"])
+        match = re.search(r"urlopen\([^)]*timeout=(\d+(?:\.\d+)?)\)", probe)
+        assert match, probe
+        inner = float(match.group(1))
+        assert inner >= 5, f"{name}: the probe gives /readyz {inner}s"
+        assert seconds(check["timeout"]) > inner, f"{name}: Compose stops the probe first"
+
+
+def test_stop_grace_outlasts_the_whole_shutdown_chain(
+    shutdown_chain: Callable[[str, float | None], float],
+) -> None:
+    for name in SERVICES:
+        service = services()[name]
+        grace = service["environment"].get("HUDDLE_DELIVERY_SHUTDOWN_GRACE_SECONDS")
+        needed = shutdown_chain(name, float(grace) if grace else None)
+        period = seconds(service["stop_grace_period"])
+        assert period >= needed, f"{name}: {period}s for a shutdown of up to {needed}s"
 
 
 def test_the_observability_profile_sends_traces_to_jaeger_through_a_collector() -> None:

@@ -9,11 +9,15 @@ ACLs that match the contract registry (huddle_contracts.topics), one autoscaler 
 bounded by partitions, a PodDisruptionBudget, ServiceAccount and NetworkPolicy per Deployment, and
 images by digest in production.
 
-kustomize comes from `make k8s-tools` (which `make test` runs first); without it these tests skip.
+kustomize comes from `make k8s-tools` (which `make test` runs first). Without it these tests skip,
+except in CI (CI set) or under make (MAKELEVEL set), where they fail with the install hint.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import inspect
 import json
 import os
 import re
@@ -22,7 +26,7 @@ import subprocess
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,8 @@ from huddle_contracts.topics import (
     published_by,
     topic_configs,
 )
+from huddle_runtime import health
+from huddle_runtime.service import ServiceDefinition
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -47,6 +53,8 @@ KUBERNETES_VERSIONS = ("1.33.0", "1.37.0")
 # Strimzi's generated v1 CRDs: the io.strimzi:api tests jar carries them up to 0.51.0 (1.x jars no
 # longer do); kafka.strimzi.io/v1 is the API that Strimzi 1.x serves.
 STRIMZI_ARTIFACT = "io.strimzi:api:0.51.0:jar:tests"
+# Its SHA-256, taken once from the jar Maven Central served (whose .sha1 Maven checked).
+STRIMZI_JAR_SHA256 = "b99f69303dc507ca505b74345d93f5260621bb084b8b79447f726e54b6e66a1d"
 KEDA_MODULE = "github.com/kedacore/keda/v2@v2.21.0"
 GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api@v1.6.3"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
@@ -54,7 +62,6 @@ DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 CLUSTER = "huddle"
 CORE_API_GROUPS = {"", "apps", "batch", "policy", "networking.k8s.io", "autoscaling"}
 PORTS = {"intake": 8001, "matching": 8002, "sessions": 8003, "training": 8004, "analytics": 8005}
-SHUTDOWN_GRACE_DEFAULT = 20.0
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # Secrets the operators of a cluster create (deploy/k8s/README.md, "Secrets"); the others that pods
@@ -104,15 +111,17 @@ def _run(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> str
     return proc.stdout
 
 
-def _fill_once(dest: Path, fill: Any) -> Path:
-    """Run ``fill(scratch_dir)`` once and move the result to ``dest`` (atomic for readers)."""
-    if (dest / ".complete").is_file():
+def _fill_once(dest: Path, fill: Any, stamp: str = "ok\n") -> Path:
+    """Run ``fill(scratch_dir)`` once and move the result to ``dest`` (atomic for readers).
+    ``stamp`` marks a complete fill; a cache with another stamp (an older pin) is filled again."""
+    complete = dest / ".complete"
+    if complete.is_file() and complete.read_text() == stamp:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
     try:
         fill(scratch)
-        (scratch / ".complete").write_text("ok\n")
+        (scratch / ".complete").write_text(stamp)
         shutil.rmtree(dest, ignore_errors=True)
         scratch.rename(dest)
     finally:
@@ -140,6 +149,8 @@ def strimzi_crds() -> Path:
             cwd=scratch,
         )
         (jar,) = jars.glob("*.jar")
+        digest = hashlib.sha256(jar.read_bytes()).hexdigest()
+        assert digest == STRIMZI_JAR_SHA256, f"{STRIMZI_ARTIFACT}: unexpected jar ({digest})"
         with zipfile.ZipFile(jar) as archive:
             for name in archive.namelist():
                 if name.startswith("crds/v1/") and name.endswith(".yaml"):
@@ -147,7 +158,7 @@ def strimzi_crds() -> Path:
         shutil.rmtree(jars)
 
     version = STRIMZI_ARTIFACT.split(":")[2]
-    return _fill_once(cache_dir() / f"strimzi-{version}", fill)
+    return _fill_once(cache_dir() / f"strimzi-{version}", fill, f"sha256:{STRIMZI_JAR_SHA256}\n")
 
 
 def go_module_files(module: str, prefixes: tuple[str, ...]) -> Path:
@@ -236,14 +247,24 @@ def keda_kafka_parameters(source: str) -> dict[str, dict[str, Any]]:
 # ----------------------------------------------------------------------------- fixtures
 
 
+KUSTOMIZE_HINT = (
+    "kustomize v5 is not installed: run `make k8s-tools` (it builds kustomize from the Go "
+    "module proxy into .tools/bin/kustomize); `make test` and `make lint` do it first"
+)
+
+
+def must_not_skip() -> bool:
+    """In CI, or under make (which runs k8s-tools first), a missing kustomize is an error."""
+    return bool(os.environ.get("CI")) or "MAKELEVEL" in os.environ
+
+
 @pytest.fixture(scope="module")
 def kustomize() -> str:
     found = find_kustomize()
     if found is None:
-        pytest.skip(
-            "kustomize v5 is not installed: run `make k8s-tools` (it builds kustomize from the Go "
-            "module proxy into .tools/bin/kustomize); `make test` and `make lint` do it first"
-        )
+        if must_not_skip():
+            pytest.fail(KUSTOMIZE_HINT)
+        pytest.skip(KUSTOMIZE_HINT)
     return found
 
 
@@ -388,6 +409,19 @@ def partitions(docs: list[Resource]) -> dict[str, int]:
     return {t["spec"]["topicName"]: t["spec"]["partitions"] for t in of_kind(docs, "KafkaTopic")}
 
 
+def service_definition(service: str) -> ServiceDefinition:
+    found: ServiceDefinition = importlib.import_module(f"huddle_{service}.service").DEFINITION
+    return found
+
+
+def build(kustomize: str, kustomization: str, where: Path) -> list[Resource]:
+    """Render an ad-hoc kustomization (written to ``where``) that points into deploy/k8s."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "kustomization.yaml").write_text(kustomization)
+    text = _run([kustomize, "build", str(where)], cwd=REPO)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
 # ----------------------------------------------------------------------------- rendering and schemas
 
 
@@ -522,19 +556,75 @@ def test_services_have_distinct_liveness_and_readiness_probes(
 
 
 @pytest.mark.parametrize("target", RENDERED)
-def test_grace_period_outlasts_the_delivery_drain(
+def test_readiness_probe_waits_for_the_slowest_readyz(
     rendered: dict[str, list[Resource]], target: str
+) -> None:
+    # /readyz checks the database, then the producer's metadata, each up to health.check's limit.
+    limit = inspect.signature(health.check).parameters["limit"].default
+    for deployment in of_kind(rendered[target], "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        timeout = container["readinessProbe"].get("timeoutSeconds", 1)
+        assert timeout >= 2 * limit + 1, f"{deployment['metadata']['name']}: {timeout}s"
+
+
+@pytest.mark.parametrize("target", RENDERED)
+def test_grace_period_outlasts_the_whole_shutdown_chain(
+    rendered: dict[str, list[Resource]],
+    target: str,
+    shutdown_chain: Callable[[str, float | None], float],
 ) -> None:
     docs = rendered[target]
     for deployment in of_kind(docs, "Deployment"):
+        name = deployment["metadata"]["name"]
         spec = deployment["spec"]["template"]["spec"]
         (container,) = spec["containers"]
         grace = configmap_value(docs, container, "HUDDLE_DELIVERY_SHUTDOWN_GRACE_SECONDS")
-        drain = float(grace) if grace is not None else SHUTDOWN_GRACE_DEFAULT
+        needed = shutdown_chain(name, float(grace) if grace else None)
+        # The preStop pause comes first, inside the same grace period.
         pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {})
-        budget = spec["terminationGracePeriodSeconds"] - pre_stop.get("seconds", 0)
-        # The consumer's batch, then the relay's batch and the producer's flush.
-        assert budget >= drain + 15, f"{deployment['metadata']['name']}: {budget}s for {drain}s"
+        needed += pre_stop.get("seconds", 0)
+        period = spec["terminationGracePeriodSeconds"]
+        assert period >= needed, f"{name}: {period}s for a shutdown of up to {needed}s"
+
+
+@pytest.mark.parametrize("target", RENDERED)
+def test_every_deployment_migrates_in_an_init_container_before_serving(
+    rendered: dict[str, list[Resource]], target: str
+) -> None:
+    """The schema is ready before a pod serves, whatever applies the manifests (kubectl apply
+    creates the Jobs and the Deployments together)."""
+    docs = rendered[target]
+    for service in SERVICES:
+        deployment = named(docs, "Deployment", service)
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        inits = pod.get("initContainers", [])
+        assert [c["name"] for c in inits] == ["migrate"], f"{service}: {inits}"
+        (init,) = inits
+        # A plain init container (not a sidecar): it exits before the server starts.
+        assert "restartPolicy" not in init, f"{service}: a sidecar runs beside the server"
+        assert init["image"] == container["image"]
+        assert init["command"] == container["command"] == ["python", "-m", f"huddle_{service}"]
+        assert init["args"] == ["migrate"]
+        # The migration Job's login, environment and limits.
+        job = named(docs, "Job", f"{service}-migrate")
+        (migrate,) = job["spec"]["template"]["spec"]["containers"]
+        assert secret_ref(init, "DATABASE_URL") == secret_ref(migrate, "DATABASE_URL")
+        assert (secret_ref(init, "DATABASE_URL") or {}).get("key") == "migrate-url"
+        assert init["envFrom"] == migrate["envFrom"]
+        assert init["env"] == migrate["env"]
+        assert init["resources"] == migrate["resources"]
+        assert init["securityContext"] == migrate["securityContext"]
+        assert secret_ref(init, "HUDDLE_KAFKA_SASL_PASSWORD") is None
+        assert configmap_value(docs, init, "HUDDLE_KAFKA_SECURITY_PROTOCOL") == "PLAINTEXT"
+        # Argo CD: the Job is a Sync hook in a wave before the Deployment's (a PreSync hook would
+        # run before the ConfigMaps of the same sync exist).
+        job_notes = job["metadata"]["annotations"]
+        deployment_notes = deployment["metadata"]["annotations"]
+        assert job_notes["argocd.argoproj.io/hook"] == "Sync"
+        assert job_notes["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation"
+        job_wave = int(job_notes["argocd.argoproj.io/sync-wave"])
+        assert 0 < job_wave < int(deployment_notes["argocd.argoproj.io/sync-wave"]), service
 
 
 @pytest.mark.parametrize("target", RENDERED)
@@ -725,6 +815,29 @@ def test_each_service_kafka_user_has_exactly_the_acls_of_the_registry(
 
 
 @pytest.mark.parametrize("target", RENDERED)
+def test_every_handler_topic_is_readable_by_its_service(
+    rendered: dict[str, list[Resource]], target: str
+) -> None:
+    """The topics the code subscribes to (its handlers, known before it starts) are all readable:
+    a handler never meets TopicAuthorizationFailed. Handlers bound at start-up (bind_handlers)
+    are not known here; the registry comparison above covers them."""
+    docs = rendered[target]
+    for service in SERVICES:
+        spec = service_definition(service)
+        subscribed = set(spec.topics_for(spec.handlers))
+        if not spec.bind_handlers:
+            assert subscribed, f"{service} consumes nothing?"
+        readable = {
+            name
+            for (kind, name, pattern), ops in acl_map(
+                named(docs, "KafkaUser", f"huddle-{service}")
+            ).items()
+            if kind == "topic" and pattern == "literal" and "Read" in ops
+        }
+        assert subscribed <= readable, f"{service} may not read {sorted(subscribed - readable)}"
+
+
+@pytest.mark.parametrize("target", RENDERED)
 def test_the_other_kafka_users_are_least_privilege(
     rendered: dict[str, list[Resource]], target: str
 ) -> None:
@@ -843,7 +956,7 @@ def test_production_takes_every_secret_by_reference(production: list[Resource]) 
     referenced = set()
     for _, template in pod_templates(production):
         spec = template["spec"]
-        for container in spec["containers"]:
+        for container in spec["containers"] + spec.get("initContainers", []):
             for env in container.get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
@@ -860,6 +973,54 @@ def test_production_takes_every_secret_by_reference(production: list[Resource]) 
     auth = named(production, "Deployment", "intake")["spec"]["template"]["spec"]["containers"][0]
     assert configmap_value(production, auth, "HUDDLE_ENVIRONMENT") == "production"
     assert (configmap_value(production, auth, "HUDDLE_AUTH_JWKS_URL") or "").startswith("https://")
+
+
+@pytest.mark.parametrize("target", RENDERED)
+def test_traces_are_exported_only_where_a_collector_is_named(
+    rendered: dict[str, list[Resource]], target: str
+) -> None:
+    """The collector is optional: the base and both overlays export nothing."""
+    docs = rendered[target]
+    for service in SERVICES:
+        (container,) = named(docs, "Deployment", service)["spec"]["template"]["spec"]["containers"]
+        assert not configmap_value(docs, container, "OTEL_EXPORTER_OTLP_ENDPOINT"), service
+
+
+def test_the_tracing_component_points_at_the_collector_the_policies_allow(
+    kustomize: str, tmp_path: Path
+) -> None:
+    where = tmp_path / "with-tracing"
+    # kustomize takes relative paths only.
+    production = os.path.relpath(K8S / "overlays" / "production", where)
+    tracing = os.path.relpath(K8S / "components" / "tracing", where)
+    docs = build(
+        kustomize,
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n  - {production}\ncomponents:\n  - {tracing}\n",
+        where,
+    )
+    for service in SERVICES:
+        (container,) = named(docs, "Deployment", service)["spec"]["template"]["spec"]["containers"]
+        endpoint = configmap_value(docs, container, "OTEL_EXPORTER_OTLP_ENDPOINT")
+        assert endpoint == "http://otel-collector.observability.svc:4318", service
+        egress = named(docs, "NetworkPolicy", service)["spec"]["egress"]
+        assert any(
+            {p["port"] for p in rule.get("ports", [])} >= {4318}
+            and any(
+                peer.get("namespaceSelector", {})
+                .get("matchLabels", {})
+                .get("kubernetes.io/metadata.name")
+                == "observability"
+                for peer in rule.get("to", [])
+            )
+            for rule in egress
+        ), service
+
+
+def test_local_postgres_is_the_one_compose_runs(local: list[Resource]) -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    (container,) = named(local, "StatefulSet", "postgres")["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == compose["services"]["postgres"]["image"]
 
 
 @pytest.mark.parametrize("target", RENDERED)

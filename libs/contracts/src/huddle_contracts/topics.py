@@ -59,7 +59,8 @@ ADVERSE_EVENT_REPORTED = Topic(
     key="adverse event id",
     event_types=("huddle.adverse_event_reported.v1",),
     publishers=frozenset({"intake"}),
-    consumers=frozenset({"matching", "sessions", "analytics"}),
+    # Not matching: SupportRequested carries who was involved (docs/architecture.md).
+    consumers=frozenset({"sessions", "analytics"}),
     description="De-identified adverse events that may trigger outreach.",
 )
 SUPPORT_REQUESTED = Topic(
