@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from huddle_contracts.vocabulary import HospitalId, Month
 from huddle_runtime.auth import Forbidden, Principal, Role, authenticated
 from huddle_runtime.edge import RuleRefused, runtime_of
 from huddle_runtime.problems import Conflict, NotFound
+from huddle_runtime.unit_of_work import UnitOfWork
 from pydantic import BaseModel, Field, StrictInt
 
 from huddle_analytics.adapters import queries
@@ -126,42 +128,45 @@ async def response_times(
         )
 
 
-@router.get("/adverse-event-coverage", summary="Share of involved staff offered support, reached")
-async def adverse_event_coverage(
-    request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
-) -> dict[str, Any]:
-    scope = _scope(principal, year, settings)
-    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        return await programme.timed(
-            metrics, "adverse_event_coverage", programme.adverse_event_coverage(uow, scope)
-        )
+def _yearly(
+    name: str, compute: Callable[[UnitOfWork, programme.Scope], Awaitable[dict[str, Any]]]
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """An endpoint reading one measure of one scope and year."""
+
+    async def endpoint(
+        request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
+    ) -> dict[str, Any]:
+        scope = _scope(principal, year, settings)
+        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
+            return await programme.timed(metrics, name, compute(uow, scope))
+
+    return endpoint
 
 
-@router.get("/referral-rate", summary="Share of matched cases referred on to professional help")
-async def referral_rate(
-    request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
-) -> dict[str, Any]:
-    scope = _scope(principal, year, settings)
-    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        return await programme.timed(metrics, "referral_rate", programme.referral_rate(uow, scope))
-
-
-@router.get("/follow-ups", summary="Share of planned follow-ups that took place")
-async def follow_ups(
-    request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
-) -> dict[str, Any]:
-    scope = _scope(principal, year, settings)
-    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        return await programme.timed(metrics, "follow_ups", programme.follow_up_kept(uow, scope))
-
-
-@router.get("/peer-load", summary="How cases spread over certified peers, and how fairly")
-async def peer_load(
-    request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
-) -> dict[str, Any]:
-    scope = _scope(principal, year, settings)
-    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        return await programme.timed(metrics, "peer_load", programme.peer_load(uow, scope))
+for _path, _name, _compute, _summary in (
+    (
+        "/adverse-event-coverage",
+        "adverse_event_coverage",
+        programme.adverse_event_coverage,
+        "Share of involved staff offered support, and reached",
+    ),
+    (
+        "/referral-rate",
+        "referral_rate",
+        programme.referral_rate,
+        "Share of matched cases referred on to professional help",
+    ),
+    ("/follow-ups", "follow_ups", programme.follow_up_kept, "Share of planned follow-ups kept"),
+    (
+        "/peer-load",
+        "peer_load",
+        programme.peer_load,
+        "How cases spread over certified peers, and how fairly",
+    ),
+):
+    router.add_api_route(
+        _path, _yearly(_name, _compute), methods=["GET"], summary=_summary, name=_name
+    )
 
 
 @router.get("/training-coverage", summary="Certified peers by hospital and discipline")
