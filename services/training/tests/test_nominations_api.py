@@ -59,7 +59,8 @@ async def test_a_colleague_nominates_the_nominee_consents_and_a_coordinator_appr
     assert created.status_code == 201, created.text
     nomination = created.json()
     nominee = pseudonym(app, network, ref)
-    assert nomination["nominee"] == nominee and nomination["status"] == "pending"
+    # The nominator learns neither the nominee's pseudonym nor anything else about them.
+    assert nomination["nominee"] is None and nomination["status"] == "pending"
     assert nomination["hospital_id"] == "st-mary" and ref not in created.text
     assert created.headers["location"] == f"/v1/nominations/{nomination['nomination_id']}"
 
@@ -67,6 +68,7 @@ async def test_a_colleague_nominates_the_nominee_consents_and_a_coordinator_appr
     me = bearer(role="worker", network=network, subject=ref)
     mine = (await client.get("/v1/nominations/mine", headers=me)).json()
     assert [n["nomination_id"] for n in mine] == [nomination["nomination_id"]]
+    assert mine[0]["nominated_by"] is None  # who nominated them stays with the coordinators
     consented = await client.post(
         f"/v1/nominations/{nomination['nomination_id']}/consent",
         json={"languages": ["en", "pt"], "gender": "man"},

@@ -70,8 +70,13 @@ class ConsentRequest(BaseModel):
 
 class NominationRead(BaseModel):
     nomination_id: UUID
-    nominee: str
-    nominated_by: str
+    nominee: str | None = Field(
+        description="The nominee's pseudonym: shown to coordinators only (a nominator must not "
+        "learn it)."
+    )
+    nominated_by: str | None = Field(
+        description="Who nominated: shown to coordinators only (the nominee does not learn it)."
+    )
     hospital_id: str
     unit_id: str
     discipline: Discipline
@@ -84,11 +89,12 @@ class NominationRead(BaseModel):
     decided_at: datetime | None
 
     @classmethod
-    def of(cls, nomination: Nomination) -> NominationRead:
+    def of(cls, nomination: Nomination, principal: Principal) -> NominationRead:
+        coordinator = keeps_roster(principal)
         return cls(
             nomination_id=nomination.nomination_id,
-            nominee=nomination.nominee,
-            nominated_by=nomination.nominated_by,
+            nominee=nomination.nominee if coordinator else None,
+            nominated_by=nomination.nominated_by if coordinator else None,
             hospital_id=nomination.hospital_id,
             unit_id=nomination.unit_id,
             discipline=nomination.discipline,
@@ -148,7 +154,7 @@ async def nominate(
     except NominationRuleBroken as exc:
         raise RuleRefused(str(exc)) from exc
     response.headers["Location"] = f"/v1/nominations/{nomination.nomination_id}"
-    return NominationRead.of(nomination)
+    return NominationRead.of(nomination, principal)
 
 
 @router.get(
@@ -170,7 +176,7 @@ async def list_nominations(
         status=nomination_status,
         limit=limit,
     )
-    return [NominationRead.of(n) for n in found]
+    return [NominationRead.of(n, principal) for n in found]
 
 
 @router.get(
@@ -184,7 +190,7 @@ async def my_nominations(request: Request, principal: Staff) -> list[NominationR
         principal=principal,
         nominee=caller_pseudonym(request, principal),
     )
-    return [NominationRead.of(n) for n in found]
+    return [NominationRead.of(n, principal) for n in found]
 
 
 @router.get(
@@ -204,7 +210,7 @@ async def read_nomination(
         )
     except nominations.UnknownNomination as exc:
         raise NotFound(str(exc)) from exc
-    return NominationRead.of(found)
+    return NominationRead.of(found, principal)
 
 
 @router.post(
@@ -230,7 +236,7 @@ async def consent(
         raise Forbidden(str(exc)) from exc
     except NominationRuleBroken as exc:
         raise RuleRefused(str(exc)) from exc
-    return NominationRead.of(answered)
+    return NominationRead.of(answered, principal)
 
 
 @router.post(
@@ -252,7 +258,7 @@ async def refuse(nomination_id: UUID, request: Request, principal: Staff) -> Nom
         raise Forbidden(str(exc)) from exc
     except NominationRuleBroken as exc:
         raise RuleRefused(str(exc)) from exc
-    return NominationRead.of(answered)
+    return NominationRead.of(answered, principal)
 
 
 @router.post(
@@ -277,7 +283,7 @@ async def approve(
     except (NominationRuleBroken, RosterRuleBroken) as exc:
         raise RuleRefused(str(exc)) from exc
     response.headers["Location"] = f"/v1/peers/{peer.pseudonym}"
-    return ApprovalRead(nomination=NominationRead.of(approved), peer=PeerRead.of(peer))
+    return ApprovalRead(nomination=NominationRead.of(approved, principal), peer=PeerRead.of(peer))
 
 
 @router.post(
@@ -297,4 +303,4 @@ async def decline(nomination_id: UUID, request: Request, principal: Coordinator)
         raise NotFound(str(exc)) from exc
     except NominationRuleBroken as exc:
         raise RuleRefused(str(exc)) from exc
-    return NominationRead.of(declined)
+    return NominationRead.of(declined, principal)
