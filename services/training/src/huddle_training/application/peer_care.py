@@ -66,7 +66,10 @@ class PeerCareHandlers:
                     hospital_id=hospital,
                     reasons=reasons,
                     sessions_since_debrief=after.sessions_since_debrief,
-                    prompted_at=event.completed_at,
+                    # The day only: the exact end of a session that led to a referral says too much.
+                    prompted_at=event.completed_at.astimezone(UTC).replace(
+                        hour=0, minute=0, second=0, microsecond=0
+                    ),
                 ),
             )
 
