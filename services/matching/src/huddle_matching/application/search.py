@@ -272,14 +272,17 @@ async def offer_surge(uow: UnitOfWork, matching: Matching, adverse_event_id: UUI
     peers = [p for p in await repo.roster(uow.conn, now) if p.hospital_id == hospital]
     assigned = assign_batch([s.need for s in searches], peers, now, policy.weights)
     made = 0
+    left_out = []
     for search in searches:
         await repo.update_search(uow.conn, search.need.case_id, status="searching")
         peer = assigned[search.need.case_id]
-        deadline = search.first_contact_by or now
         if peer is None:
-            await offer_next(uow, matching, search.need.case_id)
+            left_out.append(search)
             continue
         candidate = Candidate(peer, score(peer, search.need, now, policy.weights))
-        await _make_offer(uow, search, candidate, policy, deadline, now)
+        await _make_offer(uow, search, candidate, policy, search.first_contact_by or now, now)
         made += 1
+    # Only once every place the batch took is written can the ordinary search see it taken.
+    for search in left_out:
+        await offer_next(uow, matching, search.need.case_id)
     return made
