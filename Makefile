@@ -11,7 +11,7 @@ KUSTOMIZE         := $(TOOLS)/kustomize-$(KUSTOMIZE_VERSION)/kustomize
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run up down status test test-unit test-integration lint fmt schemas clean \
-        k8s-tools k8s-check
+        k8s-tools k8s-check bench bench-smoke
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-17s %s\n", $$1, $$2}'
@@ -60,6 +60,12 @@ lint: setup k8s-tools ## ruff, mypy (strict on libs), the contract drift check, 
 
 k8s-check: setup k8s-tools ## Render deploy/k8s and check it against the schemas and rules (no cluster)
 	$(RUN) pytest deploy/tests/test_kubernetes_manifests.py
+
+bench: setup ## Benchmarks against raw baselines, 3 runs (<15 min): BENCHMARKS.md, benchmarks/results, benchmarks/plots
+	$(RUN) python -m huddle_bench run
+
+bench-smoke: setup ## Small benchmarks (<2 min); fails when a ratio to its same-run baseline crosses its limit
+	$(RUN) python -m huddle_bench run --smoke
 
 fmt: setup ## Format and autofix
 	$(RUN) ruff format .

@@ -1,0 +1,1 @@
+"""The measures: raw baselines and Huddle's own paths, each returning a RunResult."""

@@ -1,0 +1,76 @@
+"""Smoke limits: regressions caught by ratios to a baseline measured in the same run.
+
+Never an absolute time: a slower machine slows the baseline as much as the measure. Each limit
+sits well clear of what the smoke run measures on the reference machine (2 cores, see
+BENCHMARKS.md), so only a real regression, not noise or a busy CI neighbour, crosses it.
+A run passes a limit if its best run does (noise only ever makes a run look worse).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from huddle_bench.model import Outcome
+
+
+@dataclass(frozen=True)
+class SmokeLimit:
+    measure: str
+    # "floor": the ratio must stay at or above it; "ceiling": at or below it.
+    bound: str
+    value: float
+    measured: str
+    """What the smoke run measured when the limit was set, for the report."""
+
+
+SMOKE_LIMITS: dict[str, SmokeLimit] = {
+    limit.measure: limit
+    for limit in (
+        # relay ÷ raw producer: the relay falling to under a third of the producer's pace.
+        SmokeLimit("outbox_relay", "floor", 0.30, measured="0.65 - 0.89"),
+        # decision p50 ÷ raw loop over the same roster: per-peer work tripling.
+        SmokeLimit("matching_decision", "ceiling", 300.0, measured="91 - 109"),
+        # surge batch ÷ raw loop over the same need x slot pairs: per-pair work tripling.
+        SmokeLimit("surge", "ceiling", 300.0, measured="101 - 114"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    measure: str
+    ok: bool
+    message: str
+
+
+def best_ratio(outcome: Outcome, limit: SmokeLimit) -> float | None:
+    if outcome.ratio is None:
+        return None
+    return outcome.ratio.max if limit.bound == "floor" else outcome.ratio.min
+
+
+def check(outcomes: list[Outcome], limits: dict[str, SmokeLimit] | None = None) -> list[Verdict]:
+    """One verdict per limit whose measure ran, plus one per measure whose invariants failed."""
+    limits = SMOKE_LIMITS if limits is None else limits
+    verdicts: list[Verdict] = []
+    for outcome in outcomes:
+        if not outcome.checks_ok:
+            failed = sorted({k for r in outcome.runs for k, ok in r.checks.items() if not ok})
+            verdicts.append(Verdict(outcome.name, False, "invariant failed: " + "; ".join(failed)))
+        limit = limits.get(outcome.name)
+        if limit is None:
+            continue
+        ratio = best_ratio(outcome, limit)
+        if ratio is None:
+            verdicts.append(Verdict(outcome.name, False, "no ratio: its baseline did not run"))
+            continue
+        ok = ratio >= limit.value if limit.bound == "floor" else ratio <= limit.value
+        sign = "≥" if limit.bound == "floor" else "≤"
+        verdicts.append(
+            Verdict(
+                outcome.name,
+                ok,
+                f"{outcome.ratio_label} = {ratio:.3g} (must be {sign} {limit.value:g})",
+            )
+        )
+    return verdicts
