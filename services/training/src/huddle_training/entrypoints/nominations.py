@@ -3,6 +3,8 @@ refuses; a coordinator approves (enrolling them on the roster) or declines."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -114,6 +116,21 @@ class ApprovalRead(BaseModel):
     """The nominee as now on the roster: registered, not yet certified."""
 
 
+@contextmanager
+def _as_problems() -> Iterator[None]:
+    """The nomination rules' refusals, as the API's problems (one mapping for every endpoint)."""
+    try:
+        yield
+    except nominations.UnknownNomination as exc:
+        raise NotFound(str(exc)) from exc
+    except nominations.NotTheNominee as exc:
+        raise Forbidden(str(exc)) from exc
+    except (AlreadyOnRoster, nominations.AlreadyNominated) as exc:
+        raise Conflict(str(exc)) from exc
+    except (NominationRuleBroken, RosterRuleBroken) as exc:
+        raise RuleRefused(str(exc)) from exc
+
+
 def _viewer(request: Request, principal: Principal) -> nominations.Viewer:
     return nominations.Viewer(
         pseudonym=caller_pseudonym(request, principal),
@@ -142,17 +159,13 @@ async def nominate(
         discipline=body.discipline,
         clinical_area=body.clinical_area,
     )
-    try:
+    with _as_problems():
         nomination = await nominations.nominate_colleague(
             runtime=runtime_of(request),
             principal=principal,
             nominated_by=caller_pseudonym(request, principal),
             command=command,
         )
-    except (AlreadyOnRoster, nominations.AlreadyNominated) as exc:
-        raise Conflict(str(exc)) from exc
-    except NominationRuleBroken as exc:
-        raise RuleRefused(str(exc)) from exc
     response.headers["Location"] = f"/v1/nominations/{nomination.nomination_id}"
     return NominationRead.of(nomination, principal)
 
@@ -201,15 +214,13 @@ async def my_nominations(request: Request, principal: Staff) -> list[NominationR
 async def read_nomination(
     nomination_id: UUID, request: Request, principal: Staff
 ) -> NominationRead:
-    try:
+    with _as_problems():
         found = await nominations.find(
             runtime=runtime_of(request),
             principal=principal,
             viewer=_viewer(request, principal),
             nomination_id=nomination_id,
         )
-    except nominations.UnknownNomination as exc:
-        raise NotFound(str(exc)) from exc
     return NominationRead.of(found, principal)
 
 
@@ -221,7 +232,7 @@ async def read_nomination(
 async def consent(
     nomination_id: UUID, body: ConsentRequest, request: Request, principal: Staff
 ) -> NominationRead:
-    try:
+    with _as_problems():
         answered = await nominations.consent(
             runtime=runtime_of(request),
             principal=principal,
@@ -230,12 +241,6 @@ async def consent(
             languages=tuple(body.languages),
             gender=body.gender,
         )
-    except nominations.UnknownNomination as exc:
-        raise NotFound(str(exc)) from exc
-    except nominations.NotTheNominee as exc:
-        raise Forbidden(str(exc)) from exc
-    except NominationRuleBroken as exc:
-        raise RuleRefused(str(exc)) from exc
     return NominationRead.of(answered, principal)
 
 
@@ -245,19 +250,13 @@ async def consent(
     summary="The nominee refuses (also after consenting, until a coordinator decides)",
 )
 async def refuse(nomination_id: UUID, request: Request, principal: Staff) -> NominationRead:
-    try:
+    with _as_problems():
         answered = await nominations.refuse(
             runtime=runtime_of(request),
             principal=principal,
             viewer=_viewer(request, principal),
             nomination_id=nomination_id,
         )
-    except nominations.UnknownNomination as exc:
-        raise NotFound(str(exc)) from exc
-    except nominations.NotTheNominee as exc:
-        raise Forbidden(str(exc)) from exc
-    except NominationRuleBroken as exc:
-        raise RuleRefused(str(exc)) from exc
     return NominationRead.of(answered, principal)
 
 
@@ -269,19 +268,13 @@ async def refuse(nomination_id: UUID, request: Request, principal: Staff) -> Nom
 async def approve(
     nomination_id: UUID, request: Request, response: Response, principal: Coordinator
 ) -> ApprovalRead:
-    try:
+    with _as_problems():
         approved, peer = await nominations.approve(
             runtime=runtime_of(request),
             principal=principal,
             viewer=_viewer(request, principal),
             nomination_id=nomination_id,
         )
-    except nominations.UnknownNomination as exc:
-        raise NotFound(str(exc)) from exc
-    except AlreadyOnRoster as exc:
-        raise Conflict(str(exc)) from exc
-    except (NominationRuleBroken, RosterRuleBroken) as exc:
-        raise RuleRefused(str(exc)) from exc
     response.headers["Location"] = f"/v1/peers/{peer.pseudonym}"
     return ApprovalRead(nomination=NominationRead.of(approved, principal), peer=PeerRead.of(peer))
 
@@ -292,15 +285,11 @@ async def approve(
     summary="Decline a nomination (waiting for the nominee, or consented)",
 )
 async def decline(nomination_id: UUID, request: Request, principal: Coordinator) -> NominationRead:
-    try:
+    with _as_problems():
         declined = await nominations.decline(
             runtime=runtime_of(request),
             principal=principal,
             viewer=_viewer(request, principal),
             nomination_id=nomination_id,
         )
-    except nominations.UnknownNomination as exc:
-        raise NotFound(str(exc)) from exc
-    except NominationRuleBroken as exc:
-        raise RuleRefused(str(exc)) from exc
     return NominationRead.of(declined, principal)
