@@ -53,10 +53,6 @@ def label(moment: datetime | date, grain: Grain) -> str:
     return f"{year:04d}"
 
 
-def coarser(grain: Grain) -> Grain | None:
-    return {Grain.MONTH: Grain.QUARTER, Grain.QUARTER: Grain.YEAR, Grain.YEAR: None}[grain]
-
-
 def year_bounds(year: int) -> tuple[datetime, datetime]:
     return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
 
