@@ -27,9 +27,10 @@ from rich.progress import (
 from rich.table import Table
 
 from huddle_bench.context import Context
+from huddle_bench.measure import Measure
 from huddle_bench.model import Outcome, RunResult
 from huddle_bench.plots import draw_all
-from huddle_bench.registry import MEASURES, Measure, selected, summarise
+from huddle_bench.registry import MEASURES, selected, summarise
 from huddle_bench.report import Report, fmt, write_json, write_markdown
 from huddle_bench.servers import machine, servers
 from huddle_bench.smoke import Verdict, check

@@ -3,55 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Literal
 
-from huddle_bench.context import Context
+from huddle_bench.measure import Baseline, Measure
+from huddle_bench.measures import analytics, backfill, intake_http, stack
 from huddle_bench.measures.kafka import kafka_producer_throughput, kafka_round_trip
 from huddle_bench.measures.matching import matching_decision, surge
 from huddle_bench.measures.outbox import outbox_relay
 from huddle_bench.model import Outcome, RunResult, Stat, median_run
 
-Server = Literal["kafka", "postgres"]
 # A growth exponent at or above this is called linear (1.0 exactly is linear; noise blurs it).
 LINEAR_EXPONENT = 0.8
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """Where the denominator comes from: another measure's run, or the same run (``None``)."""
-
-    measure: str | None
-    metric: str
-    label: str
-
-
-@dataclass(frozen=True)
-class Measure:
-    name: str
-    title: str
-    kind: Literal["baseline", "goal"]
-    needs: frozenset[Server]
-    run: Callable[[Context], Awaitable[RunResult]]
-    headline: str
-    headline_label: str
-    unit: str
-    goal_id: str | None = None
-    goal: str = ""
-    about: str = ""
-    baseline: Baseline | None = None
-    ratio_label: str | None = None
-    # Throughput ratios: higher is better. Cost ratios (time ÷ baseline time): lower is better.
-    ratio_higher_is_better: bool = True
-    judge: Callable[[Outcome], bool | None] | None = None
-    explain: Callable[[Outcome], list[str]] | None = None
-
-    @property
-    def depends(self) -> tuple[str, ...]:
-        if self.baseline is not None and self.baseline.measure is not None:
-            return (self.baseline.measure,)
-        return ()
 
 
 # --------------------------------------------------------------------------- goals
@@ -157,125 +118,133 @@ def _surge_limits(o: Outcome) -> list[str]:
 
 # --------------------------------------------------------------------------- registry
 
+_CORE: tuple[Measure, ...] = (
+    Measure(
+        name="kafka_round_trip",
+        title="Kafka round trip (raw aiokafka, acks=all, produce then consume)",
+        kind="baseline",
+        needs=frozenset({"kafka"}),
+        run=kafka_round_trip,
+        about=(
+            "One record at a time: send with acks=all (idempotent, no linger), then wait "
+            "until a consumer assigned to the partition (read_committed) receives it. The "
+            "record is a real OfferMade with its CloudEvent headers. The floor for any "
+            "latency through Kafka on this machine."
+        ),
+        headline="p50_ms",
+        headline_label="p50",
+        unit="ms",
+        goal="the floor for any latency through Kafka",
+    ),
+    Measure(
+        name="kafka_producer_throughput",
+        title="Kafka producer throughput (raw aiokafka, Huddle's producer settings)",
+        kind="baseline",
+        needs=frozenset({"kafka"}),
+        run=kafka_producer_throughput,
+        about=(
+            "The same OfferMade records the relay publishes, sent by raw aiokafka with "
+            "Huddle's producer settings (acks=all, idempotent, linger 5 ms): hand every "
+            "record to the producer, then wait for every acknowledgement. The ceiling for "
+            "the relay."
+        ),
+        headline="msgs_per_s",
+        headline_label="throughput",
+        unit="msgs/s",
+        goal="the ceiling for the outbox relay",
+    ),
+    Measure(
+        name="outbox_relay",
+        title="Outbox relay throughput (huddle_runtime.outbox.OutboxRelay)",
+        kind="goal",
+        needs=frozenset({"kafka", "postgres"}),
+        run=outbox_relay,
+        about=(
+            "Matching's schema migrated with the runtime's own migrations; its outbox filled "
+            "with the same OfferMade records through `add_to_outbox`; then "
+            "`huddle_runtime.outbox.OutboxRelay.run` (advisory lock, batches of 500, "
+            "SKIP LOCKED, acks then DELETE) with a real producer until every row is published "
+            "and deleted. Timed from the relay's start to the last batch's commit."
+        ),
+        headline="msgs_per_s",
+        headline_label="throughput",
+        unit="msgs/s",
+        goal_id="#6",
+        goal="relay throughput ≥ 0.5 x raw producer throughput",
+        baseline=Baseline("kafka_producer_throughput", "msgs_per_s", "raw producer"),
+        ratio_label="relay ÷ raw producer",
+        judge=_relay_met,
+        explain=_relay_limits,
+    ),
+    Measure(
+        name="matching_decision",
+        title="Matching decision per request (eligibility, scoring, choice; in process)",
+        kind="goal",
+        needs=frozenset(),
+        run=matching_decision,
+        about=(
+            "What `application.search.offer_next` computes for a new request, in process: "
+            "`selection.rank` over the network's whole roster within the request's hospital "
+            "(eight hard rules per peer, scores for the eligible), widened to the network when "
+            "no one there is eligible. Synthetic seeded rosters of one network over 100 "
+            "hospitals of uneven size; requests mixed 70% routine, 25% urgent, 5% crisis. "
+            "Reading the roster from PostgreSQL is not included. Baseline: a Python loop over "
+            "the same roster doing one comparison per peer."
+        ),
+        headline="p99_ms",
+        headline_label="p99 at the goal's roster size",
+        unit="ms",
+        goal_id="#7",
+        goal="70,000 peers in 100 hospitals: p99 ≤ 2 ms per decision, growth not linear",
+        baseline=Baseline(None, "raw_loop_ms", "raw loop, one comparison per peer"),
+        ratio_label="decision p50 ÷ raw loop",
+        ratio_numerator="p50_ms",
+        ratio_higher_is_better=False,
+        judge=_decision_met,
+        explain=_decision_limits,
+    ),
+    Measure(
+        name="surge",
+        title="Surge batch (one event, all offers; in process)",
+        kind="goal",
+        needs=frozenset(),
+        run=surge,
+        about=(
+            "What `application.search.offer_surge` computes, in process: one adverse event in "
+            "a hospital of 1,200 peers (half on call for the critical response) involving "
+            "2,000 staff who all ask urgently (smoke: 300 staff, 200 peers, 9 x 100 "
+            "elsewhere); `surge.assign_batch` (hard rules and scores for "
+            "every need x free slot, SciPy's `linear_sum_assignment`), then, in the order "
+            "`searches_for_event` returns them, each search's offer, or `offer_next`'s search "
+            "(hospital, widened to the 19 other hospitals' 5,700 peers) for those the batch "
+            "left without a peer, each offer counted as pending load. Database writes are not "
+            "included. Baseline: one comparison per need x slot pair."
+        ),
+        headline="seconds",
+        headline_label="all offers computed",
+        unit="s",
+        goal_id="#4",
+        goal="one event involving 2,000 staff: all offers in ≤ 5 s, nobody over capacity",
+        baseline=Baseline(None, "raw_pairs_s", "raw loop, one comparison per need x slot"),
+        ratio_label="batch ÷ raw pair loop",
+        ratio_numerator="batch_s",
+        ratio_higher_is_better=False,
+        judge=_surge_met,
+        explain=_surge_limits,
+    ),
+)
+
+# Each further measure module declares its own; registry order is run order (baselines first).
 MEASURES: dict[str, Measure] = {
     m.name: m
     for m in (
-        Measure(
-            name="kafka_round_trip",
-            title="Kafka round trip (raw aiokafka, acks=all, produce then consume)",
-            kind="baseline",
-            needs=frozenset({"kafka"}),
-            run=kafka_round_trip,
-            about=(
-                "One record at a time: send with acks=all (idempotent, no linger), then wait "
-                "until a consumer assigned to the partition (read_committed) receives it. The "
-                "record is a real OfferMade with its CloudEvent headers. The floor for any "
-                "latency through Kafka on this machine."
-            ),
-            headline="p50_ms",
-            headline_label="p50",
-            unit="ms",
-            goal="the floor for any latency through Kafka",
-        ),
-        Measure(
-            name="kafka_producer_throughput",
-            title="Kafka producer throughput (raw aiokafka, Huddle's producer settings)",
-            kind="baseline",
-            needs=frozenset({"kafka"}),
-            run=kafka_producer_throughput,
-            about=(
-                "The same OfferMade records the relay publishes, sent by raw aiokafka with "
-                "Huddle's producer settings (acks=all, idempotent, linger 5 ms): hand every "
-                "record to the producer, then wait for every acknowledgement. The ceiling for "
-                "the relay."
-            ),
-            headline="msgs_per_s",
-            headline_label="throughput",
-            unit="msgs/s",
-            goal="the ceiling for the outbox relay",
-        ),
-        Measure(
-            name="outbox_relay",
-            title="Outbox relay throughput (huddle_runtime.outbox.OutboxRelay)",
-            kind="goal",
-            needs=frozenset({"kafka", "postgres"}),
-            run=outbox_relay,
-            about=(
-                "Matching's schema migrated with the runtime's own migrations; its outbox filled "
-                "with the same OfferMade records through `add_to_outbox`; then "
-                "`huddle_runtime.outbox.OutboxRelay.run` (advisory lock, batches of 500, "
-                "SKIP LOCKED, acks then DELETE) with a real producer until every row is published "
-                "and deleted. Timed from the relay's start to the last batch's commit."
-            ),
-            headline="msgs_per_s",
-            headline_label="throughput",
-            unit="msgs/s",
-            goal_id="#6",
-            goal="relay throughput ≥ 0.5 x raw producer throughput",
-            baseline=Baseline("kafka_producer_throughput", "msgs_per_s", "raw producer"),
-            ratio_label="relay ÷ raw producer",
-            judge=_relay_met,
-            explain=_relay_limits,
-        ),
-        Measure(
-            name="matching_decision",
-            title="Matching decision per request (eligibility, scoring, choice; in process)",
-            kind="goal",
-            needs=frozenset(),
-            run=matching_decision,
-            about=(
-                "What `application.search.offer_next` computes for a new request, in process: "
-                "`selection.rank` over the network's whole roster within the request's hospital "
-                "(eight hard rules per peer, scores for the eligible), widened to the network when "
-                "no one there is eligible. Synthetic seeded rosters of one network over 100 "
-                "hospitals of uneven size; requests mixed 70% routine, 25% urgent, 5% crisis. "
-                "Reading the roster from PostgreSQL is not included. Baseline: a Python loop over "
-                "the same roster doing one comparison per peer."
-            ),
-            headline="p99_ms",
-            headline_label="p99 at the goal's roster size",
-            unit="ms",
-            goal_id="#7",
-            goal="70,000 peers in 100 hospitals: p99 ≤ 2 ms per decision, growth not linear",
-            baseline=Baseline(None, "raw_loop_ms", "raw loop, one comparison per peer"),
-            ratio_label="decision p50 ÷ raw loop",
-            ratio_higher_is_better=False,
-            judge=_decision_met,
-            explain=_decision_limits,
-        ),
-        Measure(
-            name="surge",
-            title="Surge batch (one event, all offers; in process)",
-            kind="goal",
-            needs=frozenset(),
-            run=surge,
-            about=(
-                "What `application.search.offer_surge` computes, in process: one adverse event in "
-                "a hospital of 1,200 peers (half on call for the critical response) involving "
-                "2,000 staff who all ask urgently (smoke: 300 staff, 200 peers, 9 x 100 "
-                "elsewhere); `surge.assign_batch` (hard rules and scores for "
-                "every need x free slot, SciPy's `linear_sum_assignment`), then, in the order "
-                "`searches_for_event` returns them, each search's offer, or `offer_next`'s search "
-                "(hospital, widened to the 19 other hospitals' 5,700 peers) for those the batch "
-                "left without a peer, each offer counted as pending load. Database writes are not "
-                "included. Baseline: one comparison per need x slot pair."
-            ),
-            headline="seconds",
-            headline_label="all offers computed",
-            unit="s",
-            goal_id="#4",
-            goal="one event involving 2,000 staff: all offers in ≤ 5 s, nobody over capacity",
-            baseline=Baseline(None, "raw_pairs_s", "raw loop, one comparison per need x slot"),
-            ratio_label="batch ÷ raw pair loop",
-            ratio_higher_is_better=False,
-            judge=_surge_met,
-            explain=_surge_limits,
-        ),
+        *_CORE,
+        *intake_http.MEASURES,
+        *stack.MEASURES,
+        *backfill.MEASURES,
+        *analytics.MEASURES,
     )
 }
-
-# Cost ratios use the batch or the median decision, not the headline, as their numerator.
-RATIO_NUMERATOR = {"matching_decision": "p50_ms", "surge": "batch_s"}
 
 
 def selected(only: list[str] | None) -> list[Measure]:
@@ -319,7 +288,7 @@ def summarise(
         base = measure.baseline
         denominators = runs if base.measure is None else (baseline_runs or [])
         if len(denominators) == len(runs):
-            numerator = RATIO_NUMERATOR.get(measure.name, measure.headline)
+            numerator = measure.ratio_numerator or measure.headline
             values = [r.metrics[base.metric] for r in denominators]
             outcome.baseline_label = base.label
             outcome.baseline = Stat.of(values)
