@@ -50,9 +50,9 @@ def test_a_floor_passes_on_the_best_run_and_fails_below_it() -> None:
 
 def test_a_ceiling_fails_above_it_and_absolute_times_are_never_checked() -> None:
     ceiling = {"surge": SmokeLimit("surge", "ceiling", 300, measured="100")}
-    fast_machine = [RunResult(metrics={"seconds": 1, "batch_s": 0.5, "raw_pairs_s": 0.005})]
-    slow_machine = [RunResult(metrics={"seconds": 60, "batch_s": 30, "raw_pairs_s": 0.3})]
-    regressed = [RunResult(metrics={"seconds": 9, "batch_s": 4, "raw_pairs_s": 0.01})]
+    fast_machine = [RunResult(metrics={"seconds": 0.5, "raw_floor_s": 0.005})]
+    slow_machine = [RunResult(metrics={"seconds": 30, "raw_floor_s": 0.3})]
+    regressed = [RunResult(metrics={"seconds": 4, "raw_floor_s": 0.01})]
     surge = MEASURES["surge"]
     assert check([summarise(surge, fast_machine, None)], ceiling)[0].ok
     assert check([summarise(surge, slow_machine, None)], ceiling)[0].ok  # 100x, just slower
@@ -62,7 +62,7 @@ def test_a_ceiling_fails_above_it_and_absolute_times_are_never_checked() -> None
 def test_a_failed_invariant_fails_whatever_the_ratio() -> None:
     runs = [
         RunResult(
-            metrics={"seconds": 1, "batch_s": 0.5, "raw_pairs_s": 0.005},
+            metrics={"seconds": 1, "raw_floor_s": 0.005},
             checks={"nobody over capacity": False},
         )
     ]
@@ -113,25 +113,34 @@ def test_the_report_has_machine_results_ratios_goals_and_plots(tmp_path: Path) -
     assert (tmp_path / "plots" / "outbox_relay_throughput.png").stat().st_size > 0
 
 
-def test_matching_decision_runs_at_a_tiny_size() -> None:
-    params = DecisionParams(sizes=(200, 800), goal_size=800, hospitals=10, max_decisions=10)
-    result = measure_decisions(Context(smoke=True), params)
-    assert result.metrics["decisions@800"] == 20  # the floor of decisions per size
+async def test_matching_decision_runs_at_a_tiny_size_on_postgresql(database_url: str) -> None:
+    params = DecisionParams(
+        sizes=(200, 800), goal_size=800, hospitals=10, decisions=12, offers=5, warmup=2
+    )
+    result = await measure_decisions(Context(smoke=True, database_url=database_url), params)
+    assert result.metrics["decisions"] == 12
     assert result.metrics["p99_ms"] >= result.metrics["p50_ms"] > 0
+    assert result.metrics["offer_next_p99_ms"] >= result.metrics["offer_next_p50_ms"] > 0
     assert result.series["size"] == [200, 800]
     outcome = summarise(MEASURES["matching_decision"], [result], None)
-    assert outcome.ratio is not None and outcome.ratio.median > 1  # more than one comparison
+    assert outcome.ratio is not None and outcome.ratio.median > 1  # more than one indexed read
 
 
-def test_a_tiny_surge_offers_everyone_and_counts_capacity() -> None:
+async def test_a_tiny_surge_offers_everyone_within_capacity_on_postgresql(
+    database_url: str,
+) -> None:
     params = SurgeParams(
         involved=30, event_hospital_peers=20, other_hospitals=2, peers_per_other_hospital=10
     )
-    result = run_surge(Context(smoke=True), params)
+    result = await run_surge(Context(smoke=True, database_url=database_url), params)
     m = result.metrics
-    assert m["offered_in_batch"] + m["offered_by_fallback"] + m["unmatched"] == 30
-    assert m["batch_alone_over_capacity"] == 0  # the solver itself never over-assigns
-    assert result.checks["nobody involved is offered"]
+    assert m["involved"] == 30 and m["offers"] + m["escalated"] == 30
+    assert m["widened"] > 0  # 20 peers cannot take 30 staff: the rest widen to the network
+    assert result.checks == {
+        "nobody over capacity": True,
+        "nobody involved is offered": True,
+        "every request offered or escalated": True,
+    }
 
 
 def test_percentiles_and_growth() -> None:

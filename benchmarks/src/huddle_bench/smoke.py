@@ -28,10 +28,11 @@ SMOKE_LIMITS: dict[str, SmokeLimit] = {
     for limit in (
         # relay ÷ raw producer: the relay falling to under a third of the producer's pace.
         SmokeLimit("outbox_relay", "floor", 0.30, measured="0.65 - 0.89"),
-        # decision p50 ÷ raw loop over the same roster: per-peer work tripling.
-        SmokeLimit("matching_decision", "ceiling", 300.0, measured="91 - 109"),
-        # surge batch ÷ raw loop over the same need x slot pairs: per-pair work tripling.
-        SmokeLimit("surge", "ceiling", 300.0, measured="101 - 114"),
+        # decision p50 ÷ one indexed read in a tenant transaction: a decision reading a whole
+        # hospital (or the roster) again instead of one tier.
+        SmokeLimit("matching_decision", "ceiling", 12.0, measured="2.3 - 3.5"),
+        # surge ÷ raw solver + raw inserts of the same sizes: the surge's work tripling.
+        SmokeLimit("surge", "ceiling", 400.0, measured="57 - 129"),
     )
 }
 

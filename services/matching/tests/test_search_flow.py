@@ -232,6 +232,37 @@ async def test_a_surge_is_matched_as_a_batch_with_nobody_over_capacity(
     assert min(offered.values()) >= 1  # load is spread before it is stacked
 
 
+async def test_a_surge_beyond_the_hospital_widens_together_and_nobody_goes_over_capacity(
+    matching, local_issuer, published
+) -> None:
+    m = matching
+    local, remote = ["H0", "H1"], ["R0", "R1", "R2"]
+    for ref in local:
+        await deliver(m, certify(m, ref, unit_id="ward-9"))
+    for ref in remote:
+        await deliver(m, certify(m, ref, hospital_id="st-luke"))
+    await on_call(m, local_issuer, *local)
+    await on_call(m, local_issuer, *remote, hospital="st-luke")
+    involved = [staff(m.app.state.settings, m.network, f"J{i}") for i in range(12)]
+    event_id = uuid.uuid4()
+    cases = []
+    for i in range(len(involved)):
+        need = request(
+            m, f"J{i}", adverse_event_id=event_id, involved=tuple(involved), origin="outreach"
+        )
+        cases.append(need.case_id)
+        await deliver(m, need)
+    offered = {ref: len(await offers_of(m, local_issuer, ref)) for ref in local + remote}
+    # 2 x 3 places in st-mary, then 6 of st-luke's 9: every case offered, nobody over capacity.
+    assert [offered[ref] for ref in local] == [3, 3]
+    assert sum(offered[ref] for ref in remote) == 6
+    assert max(offered.values()) <= 3
+    escalations = [e for e in await published(m.app, m.network) if isinstance(e, MatchEscalated)]
+    widened = {e.case_id for e in escalations if e.reason is EscalationReason.NO_ELIGIBLE_PEER}
+    assert len(widened) == 6 and widened <= set(cases)
+    assert all(e.widened_to_network for e in escalations)
+
+
 async def test_another_network_cannot_answer_or_see_an_offer(matching, local_issuer) -> None:
     m = matching
     await deliver(m, certify(m, "P9"))

@@ -1,28 +1,36 @@
-"""Goals #7 and #4, in process: matching's per-request decision and a surge batch."""
+"""Goals #7 and #4 on PostgreSQL: matching's per-request decision and a surge, through
+matching's own queries and use cases on a synthetic roster loaded into its schema."""
 
 from __future__ import annotations
 
 import dataclasses
-import gc
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+import asyncpg
+import numpy as np
 from huddle_contracts.vocabulary import Urgency
+from huddle_matching.application.search import Matching, choose, offer_next, offer_surge
 from huddle_matching.domain import surge as surge_module
 from huddle_matching.domain.matching_policy import MatchingPolicy
 from huddle_matching.domain.preferences import PreferenceWeights
 from huddle_matching.domain.roster import Peer
-from huddle_matching.domain.selection import Candidate, Scope, rank
+from huddle_matching.domain.selection import Candidate, Scope
 from huddle_matching.domain.support_need import SupportNeed
+from huddle_runtime import database
+from huddle_runtime.settings import ServiceSettings
+from huddle_runtime.unit_of_work import unit_of_work
+from scipy.optimize import linear_sum_assignment
 
 from huddle_bench.context import Context
 from huddle_bench.measures.roster import (
+    NETWORK,
     NOW,
     hospital_id,
     pseudonym,
@@ -30,30 +38,34 @@ from huddle_bench.measures.roster import (
     synthetic_peer,
     synthetic_roster,
 )
+from huddle_bench.measures.roster_db import (
+    TENANT,
+    admin_transaction,
+    copy_requests,
+    load_roster,
+    matching_pool,
+    migrated,
+    tenant_transaction,
+)
 from huddle_bench.model import RunResult, growth_exponent, percentile
 
 WEIGHTS = MatchingPolicy().weights
 
 
-def decide(
-    need: SupportNeed, peers: Sequence[Peer], now: datetime, weights: PreferenceWeights
+async def decide(
+    conn: asyncpg.Connection, need: SupportNeed, weights: PreferenceWeights
 ) -> tuple[Candidate | None, bool]:
-    """The domain part of application.search.offer_next for a new request: rank the whole
-    network roster within the hospital, widen to the network when no one there is eligible.
+    """What application.search.offer_next decides for a new request (`search.choose`: the
+    hospital's candidates tier by tier), widened to the network when the hospital has no one.
     Returns the peer to offer (None: escalate) and whether the search widened."""
-    best = rank(need, peers, now, scope=Scope.HOSPITAL, weights=weights).best
-    if best is not None:
-        return best, False
-    return rank(need, peers, now, scope=Scope.NETWORK, weights=weights).best, True
+    chosen = await choose(conn, need, NOW, Scope.HOSPITAL, weights)
+    if chosen is not None:
+        return chosen, False
+    return await choose(conn, need, NOW, Scope.NETWORK, weights), True
 
 
-def raw_loop(peers: Sequence[Peer], hospital: str) -> int:
-    """The baseline: one comparison per peer, nothing else."""
-    found = 0
-    for peer in peers:
-        if peer.hospital_id == hospital:
-            found += 1
-    return found
+# The baseline: the least any decision reads, one indexed row in a tenant's transaction.
+RAW_READ = "SELECT pseudonym FROM peer WHERE network_id = $1 AND hospital_id = $2 LIMIT 1"
 
 
 # --------------------------------------------------------------------------- decision (#7)
@@ -64,106 +76,134 @@ class DecisionParams:
     sizes: tuple[int, ...]
     goal_size: int
     hospitals: int = 100
-    # Decisions per roster size: enough for a p99 at small sizes, bounded at large ones.
-    decision_budget: int = 3_000_000
-    min_decisions: int = 20
-    max_decisions: int = 300
-
-    def decisions(self, size: int) -> int:
-        return max(self.min_decisions, min(self.max_decisions, self.decision_budget // size))
+    decisions: int = 300
+    # Whole offer_next calls (search read, decision, offer written, outbox, commit) at the goal.
+    offers: int = 100
+    warmup: int = 20
 
 
 DECISION = {
-    False: DecisionParams(sizes=(1_000, 10_000, 70_000, 100_000), goal_size=70_000),
-    True: DecisionParams(sizes=(1_000, 10_000), goal_size=10_000, max_decisions=100),
+    False: DecisionParams(sizes=(1_000, 10_000, 30_000, 70_000, 100_000), goal_size=70_000),
+    True: DecisionParams(sizes=(1_000, 10_000), goal_size=10_000, decisions=100, offers=30),
 }
 
 
-def roster_for(size: int, hospitals: int, seed: int) -> list[Peer]:
-    """Built afresh for each size: only the roster being measured is alive, as in the service,
-    so the collector's full passes never walk other sizes' peers."""
-    return synthetic_roster(size, hospitals=hospitals, seed=seed)
-
-
-@contextmanager
-def collected() -> Iterator[None]:
-    """Start each timed section from a collected heap, so one size's garbage is not billed to
-    the next (the collector stays on: its pauses are part of a real decision)."""
-    gc.collect()
-    yield
-
-
-def frozen_p50(needs: Sequence[SupportNeed], peers: Sequence[Peer]) -> float:
-    """The same decisions with the roster moved out of the collector's sight (gc.freeze): the
-    difference is what the collector's full passes over the roster cost."""
-    gc.collect()
-    gc.freeze()
-    try:
-        latencies_ms = []
+async def timed_decisions(
+    ctx: Context, pool: asyncpg.Pool, needs: Sequence[SupportNeed], label: str
+) -> tuple[list[float], list[float], int]:
+    """Latencies of every decision, split into those that stayed in the hospital and all."""
+    latencies_ms: list[float] = []
+    in_hospital_ms: list[float] = []
+    widened = 0
+    with ctx.task(label, len(needs)) as bar:
         for need in needs:
             started = time.perf_counter()
-            decide(need, peers, NOW, WEIGHTS)
+            async with tenant_transaction(pool) as conn:
+                _, wide = await decide(conn, need, WEIGHTS)
+            elapsed = (time.perf_counter() - started) * 1000
+            latencies_ms.append(elapsed)
+            if wide:
+                widened += 1
+            else:
+                in_hospital_ms.append(elapsed)
+            bar.advance()
+    return latencies_ms, in_hospital_ms, widened
+
+
+async def raw_reads(pool: asyncpg.Pool, needs: Sequence[SupportNeed]) -> list[float]:
+    latencies_ms = []
+    for need in needs:
+        started = time.perf_counter()
+        async with tenant_transaction(pool) as conn:
+            await conn.fetchval(RAW_READ, NETWORK, need.hospital_id)
+        latencies_ms.append((time.perf_counter() - started) * 1000)
+    return latencies_ms
+
+
+async def timed_offers(
+    ctx: Context, pool: asyncpg.Pool, settings: ServiceSettings, needs: Sequence[SupportNeed]
+) -> list[float]:
+    """Whole offer_next calls, each in its own unit of work committed (fsync on)."""
+    async with admin_transaction(settings) as conn:
+        await copy_requests(conn, needs, status="searching")
+    matching = Matching(clock=lambda: NOW)
+    latencies_ms = []
+    with ctx.task("offer_next, whole", len(needs)) as bar:
+        for need in needs:
+            started = time.perf_counter()
+            async with unit_of_work(pool, TENANT, source="bench") as uow:
+                await offer_next(uow, matching, need.case_id)
             latencies_ms.append((time.perf_counter() - started) * 1000)
-    finally:
-        gc.unfreeze()
-    return percentile(latencies_ms, 50)
+            bar.advance()
+    return latencies_ms
 
 
-def measure_decisions(ctx: Context, params: DecisionParams) -> RunResult:
+async def measure_decisions(ctx: Context, params: DecisionParams) -> RunResult:
+    settings = await migrated(ctx)
     metrics: dict[str, float] = {}
     series: dict[str, list[float]] = {"size": [], "p50_ms": [], "p99_ms": [], "raw_ms": []}
-    widened = 0
-    for size in params.sizes:
-        peers = roster_for(size, params.hospitals, ctx.seed)
-        rng = random.Random(f"needs:{ctx.seed}:{size}")
-        needs = [
-            synthetic_need(rng, hospitals=params.hospitals) for _ in range(params.decisions(size))
-        ]
-        latencies_ms: list[float] = []
-        with collected(), ctx.task(f"matching decisions, {size:,} peers", len(needs)) as bar:
-            for need in needs:
-                started = time.perf_counter()
-                _, wide = decide(need, peers, NOW, WEIGHTS)
-                latencies_ms.append((time.perf_counter() - started) * 1000)
-                widened += wide
-                bar.advance()
-        if size == params.goal_size:
-            metrics["p50_ms_roster_frozen"] = frozen_p50(needs[: params.min_decisions], peers)
-        raw_ms: list[float] = []
-        with collected():
-            for need in needs[: max(5, len(needs) // 4)]:
-                started = time.perf_counter()
-                raw_loop(peers, need.hospital_id)
-                raw_ms.append((time.perf_counter() - started) * 1000)
-        p50, p99, raw = (
-            percentile(latencies_ms, 50),
-            percentile(latencies_ms, 99),
-            percentile(raw_ms, 50),
-        )
-        metrics |= {
-            f"p50_ms@{size}": p50,
-            f"p99_ms@{size}": p99,
-            f"raw_loop_ms@{size}": raw,
-            f"decisions@{size}": len(needs),
-        }
-        for name, value in (("size", size), ("p50_ms", p50), ("p99_ms", p99), ("raw_ms", raw)):
-            series[name].append(float(value))
-        del peers, needs  # the next size starts with only its own roster alive
+    widened_total = 0
+    async with matching_pool(ctx) as pool:
+        for size in params.sizes:
+            with ctx.task(f"loading {size:,} peers", None):
+                await load_roster(
+                    settings, synthetic_roster(size, hospitals=params.hospitals, seed=ctx.seed)
+                )
+            rng = random.Random(f"needs:{ctx.seed}:{size}")
+            needs = [
+                synthetic_need(rng, hospitals=params.hospitals)
+                for _ in range(params.warmup + params.decisions)
+            ]
+            await timed_decisions(ctx, pool, needs[: params.warmup], "warming up")
+            needs = needs[params.warmup :]
+            latencies, in_hospital, widened = await timed_decisions(
+                ctx, pool, needs, f"matching decisions, {size:,} peers"
+            )
+            raw = await raw_reads(pool, needs)
+            p50, p99, raw_p50 = (
+                percentile(latencies, 50),
+                percentile(latencies, 99),
+                percentile(raw, 50),
+            )
+            metrics |= {
+                f"p50_ms@{size}": p50,
+                f"p99_ms@{size}": p99,
+                f"raw_read_ms@{size}": raw_p50,
+                f"widened@{size}": widened,
+            }
+            if in_hospital:
+                metrics[f"p99_ms_in_hospital@{size}"] = percentile(in_hospital, 99)
+            for name, value in (
+                ("size", size),
+                ("p50_ms", p50),
+                ("p99_ms", p99),
+                ("raw_ms", raw_p50),
+            ):
+                series[name].append(float(value))
+            widened_total += widened
+            if size == params.goal_size:
+                offers = await timed_offers(ctx, pool, settings, needs[: params.offers])
+                metrics["offer_next_p50_ms"] = percentile(offers, 50)
+                metrics["offer_next_p99_ms"] = percentile(offers, 99)
+                series["latency_ms"] = latencies
     goal = params.goal_size
     metrics |= {
         "goal_size": goal,
+        "decisions": params.decisions,
         "p50_ms": metrics[f"p50_ms@{goal}"],
         "p99_ms": metrics[f"p99_ms@{goal}"],
-        "raw_loop_ms": metrics[f"raw_loop_ms@{goal}"],
-        "us_per_peer": metrics[f"p50_ms@{goal}"] * 1000 / goal,
+        "raw_read_ms": metrics[f"raw_read_ms@{goal}"],
         "growth_exponent": growth_exponent(series["size"], series["p50_ms"]),
-        "widened": widened,
+        "growth_exponent_p99": growth_exponent(series["size"], series["p99_ms"]),
+        "widened": widened_total,
     }
+    if f"p99_ms_in_hospital@{goal}" in metrics:
+        metrics["p99_ms_in_hospital"] = metrics[f"p99_ms_in_hospital@{goal}"]
     return RunResult(metrics=metrics, series=series)
 
 
 async def matching_decision(ctx: Context) -> RunResult:
-    return measure_decisions(ctx, DECISION[ctx.smoke])
+    return await measure_decisions(ctx, DECISION[ctx.smoke])
 
 
 # --------------------------------------------------------------------------- surge (#4)
@@ -252,86 +292,90 @@ def timed_solver(spent: list[float]) -> Iterator[None]:
         surge_module.linear_sum_assignment = solve  # type: ignore[attr-defined]
 
 
-def run_surge(ctx: Context, params: SurgeParams) -> RunResult:
-    """application.search.offer_surge in process: the batch in the event's hospital, then the
-    ordinary search (widening to the network) for whoever the batch left without a peer."""
+async def run_surge(ctx: Context, params: SurgeParams) -> RunResult:
+    """application.search.offer_surge on PostgreSQL, in one unit of work committed: the batch in
+    the event's hospital, the batch widened to the network, the ordinary search for the rest."""
+    settings = await migrated(ctx)
     scenario = surge_scenario(ctx.seed, params)
-    # The order searches_for_event returns them in: requested_at, then case id.
-    needs = sorted(scenario.needs, key=lambda n: (n.requested_at, n.case_id))
-    slots = [peer for peer in scenario.event_peers for _ in range(peer.free_slots)]
+    event_id = uuid.UUID(int=random.Random(f"event:{ctx.seed}").getrandbits(128), version=4)
+    needs = [dataclasses.replace(n, adverse_event_id=event_id) for n in scenario.needs]
+    slots = sum(peer.free_slots for peer in scenario.event_peers)
     solver: list[float] = []
-    with collected(), ctx.task(f"surge: {len(needs):,} staff", len(needs)) as bar:
-        started = time.perf_counter()
-        with timed_solver(solver):
-            assigned = surge_module.assign_batch(needs, scenario.event_peers, NOW, WEIGHTS)
-        batch_s = time.perf_counter() - started
-        # offer_surge first writes every offer of the batch (pending load the roster shows from
-        # then on), then sends those the batch left out through offer_next, which reads the
-        # roster as it stands at that moment.
-        network = list(scenario.network)
-        where = {peer.pseudonym: i for i, peer in enumerate(network)}
-        load: Counter[str] = Counter()
-        in_batch = by_fallback = unmatched = 0
-
-        def take(peer: Peer) -> None:
-            i = where[peer.pseudonym]
-            network[i] = dataclasses.replace(
-                network[i], pending_offers=network[i].pending_offers + 1
-            )
-            load[peer.pseudonym] += 1
-
-        for need in needs:
-            batched: Peer | None = assigned[need.case_id]
-            if batched is not None:
-                in_batch += 1
-                take(batched)
-                bar.advance()
-        for need in needs:
-            if assigned[need.case_id] is not None:
-                continue
-            best, _ = decide(need, network, NOW, WEIGHTS)
-            by_fallback += best is not None
-            unmatched += best is None
-            if best is not None:
-                take(best.peer)
-            bar.advance()
-        total_s = time.perf_counter() - started
-    with collected():
-        started = time.perf_counter()
-        for need in needs:
-            raw_loop(slots, need.hospital_id)
-        raw_s = time.perf_counter() - started
-
-    free = {peer.pseudonym: peer.free_slots for peer in scenario.network}
-    over = [name for name, taken in load.items() if taken > free[name]]
-    batch_load = Counter(peer.pseudonym for peer in assigned.values() if peer is not None)
-    batch_over = [name for name, taken in batch_load.items() if taken > free[name]]
-    involved = needs[0].involved if needs else frozenset()
-    offered_involved = [name for name in load if name in involved]
+    async with matching_pool(ctx) as pool:
+        with ctx.task("loading the surge's roster and requests", None):
+            await load_roster(settings, scenario.network)
+            async with admin_transaction(settings) as conn:
+                await copy_requests(conn, needs, status="batching")
+        with ctx.task(f"surge: {len(needs):,} staff", None), timed_solver(solver):
+            started = time.perf_counter()
+            async with unit_of_work(pool, TENANT, source="bench") as uow:
+                made = await offer_surge(uow, Matching(clock=lambda: NOW), event_id)
+            seconds = time.perf_counter() - started
+        events = Counter(type(e).__name__ for e in uow.events)
+        async with tenant_transaction(pool) as conn:
+            over = await conn.fetchval(OVER_CAPACITY)
+            statuses = dict(await conn.fetch(SURGE_STATUSES, event_id))
+            involved_offered = await conn.fetchval(INVOLVED_OFFERED, event_id)
+    raw_solver_s = raw_assignment(ctx.seed, len(needs), slots)
+    raw_writes_s = await raw_writes(settings, len(needs))
     return RunResult(
         metrics={
-            "seconds": total_s,
-            "batch_s": batch_s,
+            "seconds": seconds,
             "solver_s": sum(solver),
-            "matrix_s": batch_s - sum(solver),
-            "fallback_s": total_s - batch_s,
-            "raw_pairs_s": raw_s,
+            "raw_solver_s": raw_solver_s,
+            "raw_writes_s": raw_writes_s,
+            "raw_floor_s": raw_solver_s + raw_writes_s,
             "involved": len(needs),
-            "slots": len(slots),
-            "pairs": len(needs) * len(slots),
-            "offered_in_batch": in_batch,
-            "offered_by_fallback": by_fallback,
-            "unmatched": unmatched,
-            "peers_over_capacity": len(over),
-            "batch_alone_over_capacity": len(batch_over),
+            "hospital_slots": slots,
+            "offered_in_batches": made,
+            "offers": events["OfferMade"],
+            "widened": events["MatchEscalated"],
+            "escalated": statuses.get("escalated", 0),
+            "peers_over_capacity": over,
         },
         checks={
-            "nobody over capacity": not over,
-            "nobody involved is offered": not offered_involved,
-            "every request offered or escalated": in_batch + by_fallback + unmatched == len(needs),
+            "nobody over capacity": over == 0,
+            "nobody involved is offered": involved_offered == 0,
+            "every request offered or escalated": statuses.get("offered", 0)
+            + statuses.get("escalated", 0)
+            == len(needs),
         },
     )
 
 
+OVER_CAPACITY = """SELECT count(*) FROM peer p
+    JOIN (SELECT peer, count(*) AS n FROM offer WHERE status = 'open' GROUP BY peer) o
+      ON o.peer = p.pseudonym
+   WHERE p.active_cases + o.n > p.capacity"""
+SURGE_STATUSES = """SELECT status, count(*) FROM support_request
+   WHERE adverse_event_id = $1 GROUP BY status"""
+INVOLVED_OFFERED = """SELECT count(*) FROM offer o JOIN support_request s USING (case_id)
+   WHERE s.adverse_event_id = $1 AND o.peer = ANY (s.involved)"""
+
+
+def raw_assignment(seed: int, rows: int, cols: int) -> float:
+    """SciPy's solver alone on a random matrix of the batch's shape."""
+    cost = np.random.default_rng(seed).uniform(-100, 0, size=(rows, max(cols, 1)))
+    started = time.perf_counter()
+    linear_sum_assignment(cost)
+    return time.perf_counter() - started
+
+
+async def raw_writes(settings: ServiceSettings, rows: int) -> float:
+    """As many plain rows as the surge makes offers, inserted by one executemany and committed."""
+    conn = await database.connect(settings)
+    try:
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS raw_offer (id uuid, peer text, at timestamptz)"
+        )
+        records = [(uuid.uuid4(), f"p_{i}", NOW) for i in range(rows)]
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.executemany("INSERT INTO raw_offer VALUES ($1, $2, $3)", records)
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
 async def surge(ctx: Context) -> RunResult:
-    return run_surge(ctx, SURGE[ctx.smoke])
+    return await run_surge(ctx, SURGE[ctx.smoke])

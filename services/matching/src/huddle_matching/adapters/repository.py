@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -14,6 +15,7 @@ from huddle_contracts.vocabulary import Discipline, Gender, Mode, Urgency
 from huddle_matching.domain.matching_policy import MatchingPolicy
 from huddle_matching.domain.response_times import HospitalCalendar, ResponsePolicy
 from huddle_matching.domain.roster import Peer
+from huddle_matching.domain.selection import Tier
 from huddle_matching.domain.support_need import SupportNeed
 
 
@@ -80,11 +82,29 @@ async def searches_for_event(
 
 
 async def update_search(conn: asyncpg.Connection, case_id: UUID, **changes: object) -> None:
+    await update_searches(conn, [case_id], **changes)
+
+
+async def update_searches(
+    conn: asyncpg.Connection, case_ids: Sequence[UUID], **changes: object
+) -> None:
+    """The same change to every search named, in one statement."""
     columns = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, start=2))
     await conn.execute(
-        f"UPDATE support_request SET {columns}, updated_at = clock_timestamp() WHERE case_id = $1",
-        case_id,
+        f"UPDATE support_request SET {columns}, updated_at = clock_timestamp()"
+        " WHERE case_id = ANY($1::uuid[])",
+        list(case_ids),
         *changes.values(),
+    )
+
+
+async def mark_offered(conn: asyncpg.Connection, case_ids: Sequence[UUID], now: datetime) -> None:
+    await conn.execute(
+        """UPDATE support_request SET status = 'offered',
+                  first_offered_at = coalesce(first_offered_at, $2), updated_at = clock_timestamp()
+            WHERE case_id = ANY($1::uuid[])""",
+        list(case_ids),
+        now,
     )
 
 
@@ -157,10 +177,65 @@ _ROSTER = """SELECT p.*, EXISTS (SELECT 1 FROM on_call_shift s
            FROM peer p"""
 
 
-async def roster(conn: asyncpg.Connection, now: datetime) -> list[Peer]:
-    """Every peer of the tenant's network, with whether they are on call at ``now``."""
-    rows = await conn.fetch(_ROSTER + " ORDER BY p.pseudonym", now)
+async def roster(
+    conn: asyncpg.Connection, now: datetime, *, hospital_id: str | None = None
+) -> list[Peer]:
+    """Every peer of the tenant's network (or of one hospital), with whether they are on call
+    at ``now``."""
+    if hospital_id is None:
+        rows = await conn.fetch(_ROSTER + " ORDER BY p.pseudonym", now)
+    else:
+        rows = await conn.fetch(
+            _ROSTER + " WHERE p.hospital_id = $2 ORDER BY p.pseudonym", now, hospital_id
+        )
     return [_peer(r) for r in rows]
+
+
+# The hard rules that need no more than the peer's row, the open offers and the running shifts,
+# applied where the rows are; the domain still checks every rule on what comes back.
+_CANDIDATES = """
+    SELECT p.*, now_.on_call, now_.pending_offers
+      FROM peer p
+      CROSS JOIN LATERAL (
+          SELECT EXISTS (SELECT 1 FROM on_call_shift s
+                          WHERE s.peer = p.pseudonym AND s.hospital_id = p.hospital_id
+                            AND s.starts_at <= $1 AND s.ends_at > $1) AS on_call,
+                 (SELECT count(*) FROM offer o
+                   WHERE o.peer = p.pseudonym AND o.status = 'open') AS pending_offers
+      ) now_
+     WHERE p.certified_until > $1
+       AND NOT p.paused
+       AND p.capacity - p.active_cases - now_.pending_offers > 0
+       AND ($2 OR now_.on_call)
+       AND p.pseudonym <> ALL($3::text[]) {peer_scope}"""
+
+
+async def candidates(
+    conn: asyncpg.Connection,
+    now: datetime,
+    need: SupportNeed,
+    *,
+    hospital_id: str | None,
+    tier: Tier | None = None,
+    skip: frozenset[str] = frozenset(),
+) -> list[Peer]:
+    """The peers who could be offered ``need`` (of one hospital or the whole network, of one
+    tier or all): a superset of the eligible ones, found through indexes."""
+    never = list(skip | need.involved | need.reporting_line | {need.requester})
+    args: list[object] = [now, need.urgency is Urgency.ROUTINE, never]
+    peer_scope = []
+    if hospital_id is not None:
+        args.append(hospital_id)
+        peer_scope.append(f"p.hospital_id = ${len(args)}")
+    if tier is not None:
+        args.append(need.discipline.value)
+        peer_scope.append(f"p.discipline {'=' if tier.same_discipline else '<>'} ${len(args)}")
+        if tier.same_clinical_area is not None:
+            args.append(need.clinical_area)
+            same = "=" if tier.same_clinical_area else "IS DISTINCT FROM"
+            peer_scope.append(f"p.clinical_area {same} ${len(args)}")
+    sql = _CANDIDATES.format(peer_scope="".join(f" AND {c}" for c in peer_scope))
+    return [_peer(r) for r in await conn.fetch(sql, *args)]
 
 
 async def get_peer(conn: asyncpg.Connection, pseudonym: str, now: datetime) -> Peer | None:
@@ -254,20 +329,25 @@ class Offer:
     reasons: tuple[str, ...]
 
 
-async def add_offer(conn: asyncpg.Connection, network_id: str, offer: Offer) -> None:
-    await conn.execute(
+async def add_offers(conn: asyncpg.Connection, network_id: str, offers: Sequence[Offer]) -> None:
+    await conn.executemany(
         """INSERT INTO offer (offer_id, network_id, case_id, peer, score, reasons, offered_at,
                               respond_by, status)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-        offer.offer_id,
-        network_id,
-        offer.case_id,
-        offer.peer,
-        offer.score,
-        list(offer.reasons),
-        offer.offered_at,
-        offer.respond_by,
-        offer.status,
+        [
+            (
+                offer.offer_id,
+                network_id,
+                offer.case_id,
+                offer.peer,
+                offer.score,
+                list(offer.reasons),
+                offer.offered_at,
+                offer.respond_by,
+                offer.status,
+            )
+            for offer in offers
+        ],
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
+import asyncpg
 from huddle_contracts.events import MatchEscalated, OfferMade, PeerMatched
 from huddle_contracts.vocabulary import EscalationReason
 from huddle_runtime.unit_of_work import UnitOfWork
@@ -21,9 +22,12 @@ from huddle_matching.domain.matching_policy import (
     matched_mode,
     offer_respond_by,
 )
-from huddle_matching.domain.preferences import score
+from huddle_matching.domain.preferences import PreferenceWeights, score
 from huddle_matching.domain.response_times import first_contact_deadline
-from huddle_matching.domain.selection import Candidate, Ranking, Scope, rank
+from huddle_matching.domain.roster import Peer
+from huddle_matching.domain.selection import Candidate, Ranking, Scope, better, rank, tiers
+from huddle_matching.domain.selection import best as best_of
+from huddle_matching.domain.support_need import SupportNeed
 from huddle_matching.domain.surge import assign_batch
 
 OPEN = ("searching", "offered", "escalated")
@@ -84,14 +88,10 @@ async def offer_next(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Offe
     if any(o.status == "open" for o in offers):
         return None  # one open offer per case: wait for its answer or its lapse
     asked = frozenset(o.peer for o in offers)
-    peers = await repo.roster(uow.conn, now)
     scope = Scope(search.scope)
     deadline = search.first_contact_by or now
 
-    def ranking(in_scope: Scope) -> Ranking:
-        return rank(search.need, peers, now, scope=in_scope, weights=policy.weights, skip=asked)
-
-    best = ranking(scope).best
+    best = await choose(uow.conn, search.need, now, scope, policy.weights, skip=asked)
     # Widen before the first-contact deadline is lost: when another offer window no longer fits.
     at_risk = bool(asked) and deadline - now < policy.offer_window(search.need.urgency)
     if scope is Scope.HOSPITAL and (best is None or at_risk):
@@ -105,7 +105,7 @@ async def offer_next(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Offe
         scope = Scope.NETWORK
         await repo.update_search(uow.conn, case_id, scope=scope.value)
         _escalate(uow, search, reason, offers_made=len(offers), deadline=deadline, now=now)
-        best = ranking(scope).best
+        best = await choose(uow.conn, search.need, now, scope, policy.weights, skip=asked)
     if best is None:
         await repo.update_search(uow.conn, case_id, status="escalated", escalated_at=now)
         if search.scope == Scope.NETWORK.value:  # widened earlier: alert coordinators again
@@ -114,47 +114,68 @@ async def offer_next(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Offe
             )
             _escalate(uow, search, reason, offers_made=len(offers), deadline=deadline, now=now)
         return None
-    return await _make_offer(uow, search, best, policy, deadline, now)
-
-
-async def _make_offer(
-    uow: UnitOfWork,
-    search: Search,
-    candidate: Candidate,
-    policy: MatchingPolicy,
-    deadline: datetime,
-    now: datetime,
-) -> Offer:
-    offer = Offer(
-        offer_id=uuid.uuid4(),
-        case_id=search.need.case_id,
-        peer=candidate.peer.pseudonym,
-        offered_at=now,
-        respond_by=offer_respond_by(now, search.need.urgency, deadline, policy),
-        status="open",
-        score=candidate.score.total,
-        reasons=candidate.score.reasons,
-    )
-    await repo.add_offer(uow.conn, search.need.network_id, offer)
-    uow.publish(
-        OfferMade(
-            network_id=search.need.network_id,
-            hospital_id=search.need.hospital_id,
-            case_id=offer.case_id,
-            offer_id=offer.offer_id,
-            peer=offer.peer,
-            urgency=search.need.urgency,
-            offered_at=offer.offered_at,
-            respond_by=offer.respond_by,
-        )
-    )
-    await repo.update_search(
-        uow.conn,
-        search.need.case_id,
-        status="offered",
-        first_offered_at=search.first_offered_at or now,
-    )
+    [offer] = await _make_offers(uow, [(search, best)], policy, now)
     return offer
+
+
+async def choose(
+    conn: asyncpg.Connection,
+    need: SupportNeed,
+    now: datetime,
+    scope: Scope,
+    weights: PreferenceWeights,
+    *,
+    skip: frozenset[str] = frozenset(),
+) -> Candidate | None:
+    """The peer ``rank`` would put first, reading the candidates tier by tier and stopping once
+    nobody further on can score higher (usually after the first tier)."""
+    hospital = need.hospital_id if scope is Scope.HOSPITAL else None
+    top: Candidate | None = None
+    for tier in tiers(need, weights):
+        if top is not None and top.score.total > tier.bound:
+            break
+        peers = await repo.candidates(conn, now, need, hospital_id=hospital, tier=tier, skip=skip)
+        top = better(top, best_of(need, peers, now, scope=scope, weights=weights, skip=skip))
+    return top
+
+
+async def _make_offers(
+    uow: UnitOfWork, chosen: list[tuple[Search, Candidate]], policy: MatchingPolicy, now: datetime
+) -> list[Offer]:
+    """One offer per search to its chosen peer, written together (a surge makes thousands)."""
+    offers = [
+        Offer(
+            offer_id=uuid.uuid4(),
+            case_id=search.need.case_id,
+            peer=candidate.peer.pseudonym,
+            offered_at=now,
+            respond_by=offer_respond_by(
+                now, search.need.urgency, search.first_contact_by or now, policy
+            ),
+            status="open",
+            score=candidate.score.total,
+            reasons=candidate.score.reasons,
+        )
+        for search, candidate in chosen
+    ]
+    if not offers:
+        return offers
+    await repo.add_offers(uow.conn, chosen[0][0].need.network_id, offers)
+    for (search, _), offer in zip(chosen, offers, strict=True):
+        uow.publish(
+            OfferMade(
+                network_id=search.need.network_id,
+                hospital_id=search.need.hospital_id,
+                case_id=offer.case_id,
+                offer_id=offer.offer_id,
+                peer=offer.peer,
+                urgency=search.need.urgency,
+                offered_at=offer.offered_at,
+                respond_by=offer.respond_by,
+            )
+        )
+    await repo.mark_offered(uow.conn, [offer.case_id for offer in offers], now)
+    return offers
 
 
 def _escalate(
@@ -261,28 +282,52 @@ async def lapse(uow: UnitOfWork, matching: Matching, offer_id: UUID) -> bool:
 
 
 async def offer_surge(uow: UnitOfWork, matching: Matching, adverse_event_id: UUID) -> int:
-    """Everyone involved in one event, matched as one optimal assignment in their hospital;
-    those left without a peer go through the ordinary search (which widens)."""
+    """Everyone involved in one event, matched as one optimal assignment in their hospital; those
+    it leaves without a peer widen to the network together, as a second assignment; whoever is
+    still left goes through the ordinary search (which escalates)."""
     searches = await repo.searches_for_event(uow.conn, adverse_event_id, status="batching")
     if not searches:
         return 0
     now = matching.clock()
     policy = await repo.matching_policy(uow.conn, matching.default_policy)
     hospital = searches[0].need.hospital_id
-    peers = [p for p in await repo.roster(uow.conn, now) if p.hospital_id == hospital]
+    await repo.update_searches(uow.conn, [s.need.case_id for s in searches], status="searching")
+    peers = await repo.roster(uow.conn, now, hospital_id=hospital)
+    left_out = await _offer_batch(uow, policy, searches, peers, now)
+    made = len(searches) - len(left_out)
+    if left_out:
+        # The batch is optimal, so nobody it left out has an eligible peer with a free place in
+        # the hospital any more: each widens to the network, as offer_next would widen it.
+        widen = [search.need.case_id for search in left_out]
+        await repo.update_searches(uow.conn, widen, scope=Scope.NETWORK.value)
+        for search in left_out:
+            deadline = search.first_contact_by or now
+            reason = EscalationReason.NO_ELIGIBLE_PEER
+            _escalate(uow, search, reason, offers_made=0, deadline=deadline, now=now)
+        # Only once every place the first batch took is written does the roster show it taken.
+        network = await repo.roster(uow.conn, now)
+        still = await _offer_batch(uow, policy, left_out, network, now)
+        made += len(left_out) - len(still)
+        for search in still:
+            await offer_next(uow, matching, search.need.case_id)
+    return made
+
+
+async def _offer_batch(
+    uow: UnitOfWork,
+    policy: MatchingPolicy,
+    searches: list[Search],
+    peers: list[Peer],
+    now: datetime,
+) -> list[Search]:
+    """Offer each search the peer one optimal assignment gives it; the searches left without."""
     assigned = assign_batch([s.need for s in searches], peers, now, policy.weights)
-    made = 0
-    left_out = []
+    chosen, left_out = [], []
     for search in searches:
-        await repo.update_search(uow.conn, search.need.case_id, status="searching")
         peer = assigned[search.need.case_id]
         if peer is None:
             left_out.append(search)
-            continue
-        candidate = Candidate(peer, score(peer, search.need, now, policy.weights))
-        await _make_offer(uow, search, candidate, policy, search.first_contact_by or now, now)
-        made += 1
-    # Only once every place the batch took is written can the ordinary search see it taken.
-    for search in left_out:
-        await offer_next(uow, matching, search.need.case_id)
-    return made
+        else:
+            chosen.append((search, Candidate(peer, score(peer, search.need, now, policy.weights))))
+    await _make_offers(uow, chosen, policy, now)
+    return left_out

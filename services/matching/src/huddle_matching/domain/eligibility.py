@@ -81,3 +81,8 @@ HARD_RULES: tuple[Rule, ...] = (
 def exclusions(peer: Peer, need: SupportNeed, now: datetime) -> list[str]:
     """Every hard rule the peer breaks for this need (empty: eligible)."""
     return [reason for rule in HARD_RULES if (reason := rule(peer, need, now)) is not None]
+
+
+def eligible(peer: Peer, need: SupportNeed, now: datetime) -> bool:
+    """Whether the peer breaks no hard rule (stops at the first broken one, explains nothing)."""
+    return all(rule(peer, need, now) is None for rule in HARD_RULES)

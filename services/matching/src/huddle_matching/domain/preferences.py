@@ -51,13 +51,14 @@ def score(
         points.append((w.own_unit_when_asked, "own unit, as requested"))
     if peer.active_cases:
         points.append((w.per_active_case * peer.active_cases, f"{peer.active_cases} active cases"))
-    rotation = _rotation(peer, now, w)
+    rotation = rotation_points(peer, now, w)
     if rotation:
         points.append((rotation, "fair rotation (longest since last match)"))
     return Score(sum(p for p, _ in points), tuple(reason for _, reason in points))
 
 
-def _rotation(peer: Peer, now: datetime, w: PreferenceWeights) -> float:
+def rotation_points(peer: Peer, now: datetime, w: PreferenceWeights) -> float:
+    """Fair rotation: points for the days since the peer's last match, up to a cap."""
     if peer.last_matched_at is None:
         return w.rotation_cap
     days = max(0.0, (now - peer.last_matched_at).total_seconds() / 86_400)

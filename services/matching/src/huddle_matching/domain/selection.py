@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from huddle_matching.domain.eligibility import exclusions
+from huddle_matching.domain.eligibility import eligible, exclusions
 from huddle_matching.domain.preferences import PreferenceWeights, Score, score
 from huddle_matching.domain.roster import Peer
 from huddle_matching.domain.support_need import SupportNeed
@@ -65,11 +65,90 @@ def rank(
             excluded.append(Exclusion(peer, tuple(reasons)))
         else:
             candidates.append(Candidate(peer, score(peer, need, now, weights)))
-    candidates.sort(
-        key=lambda c: (
-            -c.score.total,
-            c.peer.last_matched_at.timestamp() if c.peer.last_matched_at else float("-inf"),
-            c.peer.pseudonym,
-        )
-    )
+    candidates.sort(key=_order)
     return Ranking(tuple(candidates), tuple(excluded))
+
+
+def best(
+    need: SupportNeed,
+    peers: Iterable[Peer],
+    now: datetime,
+    *,
+    scope: Scope = Scope.HOSPITAL,
+    weights: PreferenceWeights | None = None,
+    skip: frozenset[str] = frozenset(),
+) -> Candidate | None:
+    """``rank(...).best`` without explaining the others: all a new offer needs, and it allocates
+    nothing for the peers it passes over."""
+    top: Candidate | None = None
+    top_order: tuple[float, float, str] | None = None
+    for peer in peers:
+        if peer.pseudonym in skip:
+            continue
+        if scope is Scope.HOSPITAL and peer.hospital_id != need.hospital_id:
+            continue
+        if not eligible(peer, need, now):
+            continue
+        candidate = Candidate(peer, score(peer, need, now, weights))
+        order = _order(candidate)
+        if top_order is None or order < top_order:
+            top, top_order = candidate, order
+    return top
+
+
+def better(one: Candidate | None, other: Candidate | None) -> Candidate | None:
+    """The one ``rank`` would put first."""
+    if one is None or other is None:
+        return one or other
+    return one if _order(one) <= _order(other) else other
+
+
+@dataclass(frozen=True)
+class Tier:
+    """The peers who share whether they match the request's discipline and clinical area
+    (``None``: the request names no area). No one in the tier can score above ``bound``."""
+
+    same_discipline: bool
+    same_clinical_area: bool | None
+    bound: float
+
+
+def tiers(need: SupportNeed, weights: PreferenceWeights | None = None) -> tuple[Tier, ...]:
+    """The roster split so that a search can stop early: highest bound first, and once a
+    candidate scores above the next tier's bound, nobody further on can beat it."""
+    w = weights or PreferenceWeights()
+    wishes = need.preferences
+    asked = (
+        max(0.0, w.language if wishes.language else 0)
+        + max(0.0, w.gender if wishes.gender else 0)
+        + max(0.0, w.own_unit_when_asked if wishes.own_unit else 0)
+    )
+    # Load only lowers a score when each active case costs points; otherwise nothing bounds it.
+    load = 0.0 if w.per_active_case <= 0 else float("inf")
+    rest = max(0.0, w.same_hospital) + asked + max(0.0, w.rotation_cap) + load
+    areas: tuple[bool | None, ...] = (True, False) if need.clinical_area else (None,)
+    split = [
+        Tier(d, a, rest + (w.same_discipline if d else 0) + (w.same_clinical_area if a else 0))
+        for d in (True, False)
+        for a in areas
+    ]
+    return tuple(sorted(split, key=lambda t: -t.bound))
+
+
+def in_tier(peer: Peer, need: SupportNeed, tier: Tier) -> bool:
+    """Whether the peer belongs to the tier (what the repository's query selects)."""
+    if (peer.discipline is need.discipline) != tier.same_discipline:
+        return False
+    if tier.same_clinical_area is None:
+        return True
+    return (peer.clinical_area == need.clinical_area) == tier.same_clinical_area
+
+
+def _order(candidate: Candidate) -> tuple[float, float, str]:
+    """Best first: highest score, then longest since last match, then pseudonym."""
+    last = candidate.peer.last_matched_at
+    return (
+        -candidate.score.total,
+        last.timestamp() if last else float("-inf"),
+        candidate.peer.pseudonym,
+    )
