@@ -9,10 +9,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from huddle_analytics.application.releases import release_due, release_if_due
-from huddle_contracts.events import PeerMatched, SessionCompleted, SupportRequested
+from huddle_contracts.events import (
+    OfferMade,
+    PeerMatched,
+    ReferralMade,
+    SessionCompleted,
+    SupportRequested,
+)
 from huddle_contracts.topics import ANALYTICS_ANONYMISED
 from huddle_local.simulation import simulate
 from huddle_runtime.tenancy import Tenant
@@ -77,6 +84,43 @@ async def test_a_simulated_quarter_gives_every_programme_metric(
     assert dashboard["peer_load"]["gini"] is not None
     assert dashboard["training_coverage"]["certified_peers"]["total"] is not None
     assert dashboard["sessions_by_mode"]["table"]["total"] == len(quarter.of_type(SessionCompleted))
+
+
+async def test_the_aggregates_computed_in_sql_match_the_events(
+    analytics, bearer, network, quarter
+) -> None:
+    """Shares and percentiles are aggregated where the rows are: they must equal what the
+    simulated events themselves give (numpy's interpolated percentiles, plain counts)."""
+    _, client = analytics
+    dashboard = (
+        await client.get(f"/v1/dashboard?year={YEAR}", headers=bearer(network=network))
+    ).json()
+    matched = {e.case_id for e in quarter.of_type(PeerMatched)}
+    referred = {e.case_id for e in quarter.of_type(ReferralMade)} & matched
+    assert dashboard["referral_rate"]["referred"]["count"] == len(referred)
+    assert dashboard["referral_rate"]["referred"]["of"] == len(matched)
+
+    sessions = [s for s in quarter.of_type(SessionCompleted) if s.case_id != s.session_id]
+    planned = [s for s in sessions if s.follow_up_planned]
+    kept = [
+        s
+        for s in planned
+        if any(o.case_id == s.case_id and o.started_at > s.started_at for o in sessions)
+    ]
+    assert dashboard["follow_ups"]["kept"]["count"] == len(kept)
+    assert dashboard["follow_ups"]["kept"]["of"] == len(planned)
+
+    requested = {e.case_id: e.requested_at for e in quarter.of_type(SupportRequested)}
+    first_offer: dict[Any, datetime] = {}
+    for offer in quarter.of_type(OfferMade):
+        first_offer[offer.case_id] = min(first_offer.get(offer.case_id, offer.offered_at),
+                                         offer.offered_at)  # fmt: skip
+    waits = [(first_offer[c] - requested[c]).total_seconds() / 60 for c in first_offer]
+    (year,) = [g for g in dashboard["response_times"]["groups"] if g["period"] == str(YEAR)]
+    assert year["minutes_to_offer"] == {
+        "p50": round(float(np.percentile(waits, 50)), 1),
+        "p90": round(float(np.percentile(waits, 90)), 1),
+    }
 
 
 async def test_a_published_table_never_shows_1_to_10(analytics, bearer, network, quarter) -> None:

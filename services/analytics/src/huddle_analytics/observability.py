@@ -18,6 +18,12 @@ class AnalyticsMetrics:
             ["instrument", "phase"],
             registry=registry,
         )
+        self.results = Counter(
+            "huddle_analytics_results",
+            "Published results served: stored (materialised) or computed on the request",
+            ["source"],
+            registry=registry,
+        )
         self.query_seconds = Histogram(
             "huddle_analytics_query_seconds",
             "Time to compute one published aggregate, suppression included",

@@ -10,6 +10,7 @@ from huddle_runtime.settings import ServiceSettings
 
 from huddle_analytics.application.projections import HANDLERS
 from huddle_analytics.application.releases import release_closed_months
+from huddle_analytics.application.results import warm_published_results
 from huddle_analytics.entrypoints import http
 from huddle_analytics.observability import AnalyticsMetrics
 from huddle_analytics.settings import AnalyticsSettings
@@ -34,5 +35,5 @@ DEFINITION = ServiceDefinition(
     routers=(http.router, http.surveys_router),
     handlers=HANDLERS,
     configure=configure,
-    tasks=(release_closed_months,),
+    tasks=(release_closed_months, warm_published_results),
 )

@@ -16,6 +16,11 @@ class AnalyticsSettings(BaseSettings):
     # A month's records are released this long after it ends, so late events still join it.
     release_grace_hours: float = Field(default=24.0, ge=0)
     release_interval_seconds: float = Field(default=300.0, gt=0)
+    # How often the warmer looks for networks whose stored results a month's closing or a late
+    # event made stale, and precomputes them.
+    warm_interval_seconds: float = Field(default=60.0, gt=0)
+    # Per computing transaction: a year's grouping and sorting stays in memory.
+    query_work_mem_mb: int = Field(default=64, ge=4, le=2048)
     # Shown at once when a PHQ-9 answer endorses item 9: nothing else happens, nobody is told.
     crisis_line: str = "988"
     crisis_line_label: str = "Crisis line (call or text, 24/7)"

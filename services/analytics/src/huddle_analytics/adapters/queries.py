@@ -92,24 +92,24 @@ async def monthly_breakdowns(
     end: datetime,
 ) -> dict[str | None, list[tuple[str, datetime, int]]]:
     """The totals (key None) and every breakdown by month, in one statement: one snapshot, so
-    the breakdowns add up to the totals even while events are arriving."""
-    columns = ", ".join(f"{measure.dimensions[d]} AS d{i}" for i, d in enumerate(dimensions))
-    selects = [
-        "SELECT NULL::int AS dimension, 'all' AS value, month, count(*) AS n FROM base GROUP BY 3"
-    ]
-    selects += [
-        f"SELECT {i} AS dimension, coalesce(d{i}::text, 'unknown'), month, count(*) FROM base"
-        " GROUP BY 2, 3"
-        for i in range(len(dimensions))
-    ]
+    the breakdowns add up to the totals even while events are arriving. One scan of the rows,
+    grouped once per breakdown (grouping sets)."""
+    columns = "".join(f"{measure.dimensions[d]}::text AS d{i}, " for i, d in enumerate(dimensions))
+    sets = ", ".join(["(month)", *(f"(d{i}, month)" for i in range(len(dimensions)))])
+    # The breakdown a row of the result belongs to: the one dimension it is grouped by.
+    which = " ".join(f"WHEN GROUPING(d{i}) = 0 THEN {i}" for i in range(len(dimensions)))
+    value = " ".join(
+        f"WHEN GROUPING(d{i}) = 0 THEN coalesce(d{i}, 'unknown')" for i in range(len(dimensions))
+    )
     rows = await conn.fetch(
-        f"""WITH base AS (
-                SELECT {columns + ", " if columns else ""}
-                       date_trunc('month', {measure.time} AT TIME ZONE 'UTC') AS month
-                  FROM {measure.table}
-                 WHERE {measure.where} AND ($1::text IS NULL OR hospital_id = $1)
-                   AND {measure.time} >= $2 AND {measure.time} < $3)
-            {" UNION ALL ".join(selects)}""",
+        f"""SELECT CASE {which or "WHEN false THEN 0"} END AS dimension,
+                   CASE {value or "WHEN false THEN ''"} ELSE 'all' END AS value,
+                   month, count(*) AS n
+              FROM (SELECT {columns}date_trunc('month', {measure.time} AT TIME ZONE 'UTC') AS month
+                      FROM {measure.table}
+                     WHERE {measure.where} AND ($1::text IS NULL OR hospital_id = $1)
+                       AND {measure.time} >= $2 AND {measure.time} < $3) AS base
+             GROUP BY GROUPING SETS ({sets})""",
         hospital,
         start,
         end,
@@ -124,6 +124,8 @@ async def monthly_breakdowns(
 
 _CASE_DIMENSIONS = MEASURES["requests"].dimensions
 
+WAITS = ("to_offer", "to_match", "to_contact")
+
 
 async def case_timings(
     conn: asyncpg.Connection,
@@ -132,70 +134,96 @@ async def case_timings(
     hospital: str | None,
     start: datetime,
     end: datetime,
+    decided_by: datetime,
 ) -> list[dict[str, Any]]:
-    """Per case: its breakdown value, month, urgency, and minutes to offer, match and contact."""
+    """Per group of cases (breakdown value, and quarter or None for the whole year): how many,
+    how many with each waiting time known and its median and 90th percentile in minutes
+    (interpolated, as numpy's default), and deadlines decided and kept by urgency. A deadline
+    without a first contact is missed once it has passed by ``decided_by`` (the end of the
+    closed months), never by the clock: the published figure then changes only with the data.
+
+    Aggregated where the rows are: a year of a large network is hundreds of thousands of cases."""
     dimension = _CASE_DIMENSIONS[by] if by else "'all'"
+    waits = "".join(
+        f"""count({w}) AS {w}_known,
+            percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY {w}) AS {w}_p,"""
+        for w in WAITS
+    )
     rows = await conn.fetch(
-        f"""SELECT {dimension} AS value,
-                   date_trunc('month', requested_at AT TIME ZONE 'UTC') AS month,
-                   urgency,
-                   extract(epoch FROM first_offered_at - requested_at) / 60 AS to_offer,
-                   extract(epoch FROM matched_at - requested_at) / 60 AS to_match,
-                   extract(epoch FROM first_contact_at - requested_at) / 60 AS to_contact,
-                   CASE WHEN deadline IS NULL THEN NULL
-                        WHEN first_contact_at IS NOT NULL THEN first_contact_at <= deadline
-                        -- Not reached in time counts as missed, withdrawn late or not at all.
-                        WHEN deadline < now() AND (withdrawn_at IS NULL OR withdrawn_at > deadline)
-                            THEN false
-                   END AS deadline_met
-              FROM (SELECT *,
-                           -- The deadline matching set; for an urgent case never matched, the
-                           -- 30 minutes of the programme's rule.
-                           coalesce(respond_by,
-                                    CASE WHEN urgency = 'urgent'
-                                         THEN requested_at + interval '30 minutes' END) AS deadline
-                      FROM support_case) AS c
-             WHERE requested_at IS NOT NULL AND urgency <> 'crisis'
-               AND ($1::text IS NULL OR hospital_id = $1)
-               AND requested_at >= $2 AND requested_at < $3""",
+        f"""SELECT value, quarter, count(*) AS cases, {waits}
+                   count(deadline_met) FILTER (WHERE urgency = 'urgent') AS urgent_decided,
+                   count(*) FILTER (WHERE urgency = 'urgent' AND deadline_met) AS urgent_kept,
+                   count(deadline_met) FILTER (WHERE urgency = 'routine') AS routine_decided,
+                   count(*) FILTER (WHERE urgency = 'routine' AND deadline_met) AS routine_kept
+              FROM (SELECT coalesce(nullif(({dimension})::text, ''), 'unknown') AS value,
+                           date_trunc('quarter', requested_at AT TIME ZONE 'UTC') AS quarter,
+                           urgency,
+                           extract(epoch FROM first_offered_at - requested_at) / 60 AS to_offer,
+                           extract(epoch FROM matched_at - requested_at) / 60 AS to_match,
+                           extract(epoch FROM first_contact_at - requested_at) / 60 AS to_contact,
+                           CASE WHEN deadline IS NULL THEN NULL
+                                WHEN first_contact_at IS NOT NULL
+                                    THEN first_contact_at <= deadline
+                                -- Not reached in time counts as missed, withdrawn late or not
+                                -- at all.
+                                WHEN deadline < $4
+                                     AND (withdrawn_at IS NULL OR withdrawn_at > deadline)
+                                    THEN false
+                           END AS deadline_met
+                      FROM (SELECT *,
+                                   -- The deadline matching set; for an urgent case never
+                                   -- matched, the 30 minutes of the programme's rule.
+                                   coalesce(respond_by,
+                                            CASE WHEN urgency = 'urgent'
+                                                 THEN requested_at + interval '30 minutes'
+                                            END) AS deadline
+                              FROM support_case) AS c
+                     WHERE requested_at IS NOT NULL AND urgency <> 'crisis'
+                       AND ($1::text IS NULL OR hospital_id = $1)
+                       AND requested_at >= $2 AND requested_at < $3) AS timed
+             GROUP BY GROUPING SETS ((value, quarter), (value))""",
         hospital,
         start,
         end,
+        decided_by,
     )
     return [dict(r) for r in rows]
 
 
 async def adverse_event_reach(
     conn: asyncpg.Connection, *, hospital: str | None, start: datetime, end: datetime
-) -> list[dict[str, Any]]:
-    """Per adverse event: month, staff involved, offered support (cases) and reached (contacted)."""
-    rows = await conn.fetch(
-        """SELECT date_trunc('month', e.reported_at AT TIME ZONE 'UTC') AS month,
-                  e.involved,
+) -> tuple[int, int, int]:
+    """Staff involved in the adverse events, offered support (cases) and reached (contacted)."""
+    row = await conn.fetchrow(
+        """SELECT (SELECT coalesce(sum(involved), 0) FROM adverse_event e
+                    WHERE ($1::text IS NULL OR e.hospital_id = $1)
+                      AND e.reported_at >= $2 AND e.reported_at < $3) AS involved,
                   count(c.case_id) AS offered,
                   count(c.first_contact_at) AS reached
              FROM adverse_event e
-             LEFT JOIN support_case c
-                    ON c.network_id = e.network_id AND c.adverse_event_id = e.adverse_event_id
+             JOIN support_case c
+               ON c.network_id = e.network_id AND c.adverse_event_id = e.adverse_event_id
             WHERE ($1::text IS NULL OR e.hospital_id = $1)
-              AND e.reported_at >= $2 AND e.reported_at < $3
-            GROUP BY e.adverse_event_id, e.reported_at, e.involved""",
+              AND e.reported_at >= $2 AND e.reported_at < $3""",
         hospital,
         start,
         end,
     )
-    return [dict(r) for r in rows]
+    return int(row["involved"]), int(row["offered"]), int(row["reached"])
 
 
 async def follow_ups(
     conn: asyncpg.Connection, *, hospital: str | None, start: datetime, end: datetime
-) -> list[dict[str, Any]]:
-    """One-to-one sessions that planned a follow-up, and whether a later one took place."""
-    rows = await conn.fetch(
-        """SELECT date_trunc('month', s.started_at AT TIME ZONE 'UTC') AS month,
-                  EXISTS (SELECT 1 FROM session_record later
-                           WHERE later.network_id = s.network_id AND later.case_id = s.case_id
-                             AND later.started_at > s.started_at) AS kept
+) -> tuple[int, int]:
+    """One-to-one sessions that planned a follow-up, and how many of them a later one kept."""
+    row = await conn.fetchrow(
+        """SELECT count(*) AS planned,
+                  -- Kept: a later session of the same case (found by the case's index, so a
+                  -- hospital's follow-ups read that hospital's sessions only).
+                  count(*) FILTER (WHERE EXISTS (
+                      SELECT 1 FROM session_record later
+                       WHERE later.network_id = s.network_id AND later.case_id = s.case_id
+                         AND later.started_at > s.started_at)) AS kept
              FROM session_record s
             WHERE s.follow_up_planned AND NOT s.grouped
               AND ($1::text IS NULL OR s.hospital_id = $1)
@@ -204,15 +232,15 @@ async def follow_ups(
         start,
         end,
     )
-    return [dict(r) for r in rows]
+    return int(row["planned"]), int(row["kept"])
 
 
 async def matched_cases(
     conn: asyncpg.Connection, *, hospital: str | None, start: datetime, end: datetime
-) -> list[dict[str, Any]]:
-    """Cases matched to a peer: month, whether they were referred on (tier 3)."""
-    rows = await conn.fetch(
-        """SELECT date_trunc('month', matched_at AT TIME ZONE 'UTC') AS month, referral
+) -> tuple[int, int]:
+    """Cases matched to a peer, and how many of them were referred on (tier 3)."""
+    row = await conn.fetchrow(
+        """SELECT count(*) AS matched, count(*) FILTER (WHERE referral) AS referred
              FROM support_case
             WHERE matched_at IS NOT NULL AND ($1::text IS NULL OR hospital_id = $1)
               AND matched_at >= $2 AND matched_at < $3""",
@@ -220,7 +248,7 @@ async def matched_cases(
         start,
         end,
     )
-    return [dict(r) for r in rows]
+    return int(row["matched"]), int(row["referred"])
 
 
 async def peer_loads(
@@ -233,15 +261,13 @@ async def peer_loads(
                  WHERE certified_at < $3 AND valid_until > $2
                    AND (lapsed_at IS NULL OR lapsed_at > $2)
                    AND ($1::text IS NULL OR hospital_id = $1)
-           ), load AS (
-                SELECT peer, count(*) AS cases FROM support_case
-                 WHERE peer IS NOT NULL AND matched_at >= $2 AND matched_at < $3
-                 GROUP BY peer
            )
            -- The peers of the scope (by their own hospital) and the cases each carried,
-           -- wherever the requester worked.
-           SELECT coalesce(load.cases, 0) AS cases
-             FROM active LEFT JOIN load ON load.peer = active.peer""",
+           -- wherever the requester worked (by the peer's index: a hospital's peers only).
+           SELECT (SELECT count(*) FROM support_case c
+                    WHERE c.peer = active.peer AND c.matched_at >= $2 AND c.matched_at < $3)
+                  AS cases
+             FROM active""",
         hospital,
         start,
         end,

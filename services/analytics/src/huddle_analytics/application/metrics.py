@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -86,11 +86,31 @@ def breakdown(
     return rows, [[folded.get((r, p), 0) for p in periods] for r in rows]
 
 
-async def counts(
-    uow: UnitOfWork, measure_name: str, by: str | None, scope: Scope
-) -> dict[str, Any]:
-    """One breakdown of a measure, protected together with every other breakdown of it: the
-    analyst may ask for all of them, so none may reveal a total another one hides."""
+@dataclass(frozen=True)
+class Breakdowns:
+    """A measure's protected series of period totals and every breakdown of it, as one release."""
+
+    measure: str
+    grain: Grain
+    series: ProtectedTable
+    tables: dict[str, ProtectedTable]
+
+    def document(self, by: str | None, scope: Scope) -> dict[str, Any]:
+        table = self.series if by is None else self.tables[by]
+        return {
+            "measure": self.measure,
+            "by": by,
+            "hospital": scope.hospital,
+            "year": scope.year,
+            "grain": self.grain.value,
+            "threshold": scope.k,
+            "table": table.as_dict(),
+        }
+
+
+async def breakdowns(uow: UnitOfWork, measure_name: str, scope: Scope) -> Breakdowns:
+    """Every breakdown of a measure, protected together: the analyst may ask for all of them,
+    so none may reveal a total another one hides."""
     measure = sql.MEASURES[measure_name]
     start, end = scope.bounds
     dimensions = [
@@ -103,20 +123,18 @@ async def counts(
     grain, _ = period_series(overall, scope.year, scope.k)
     periods = periods_of(scope.year, grain)
     totals = fold(overall, grain)
-    breakdowns = {d: breakdown(monthly[d], grain, scope.year) for d in dimensions}
+    broken_down = {d: breakdown(monthly[d], grain, scope.year) for d in dimensions}
     series, tables = protect_linked(
-        periods, [totals.get(("all", p), 0) for p in periods], breakdowns, scope.k
+        periods, [totals.get(("all", p), 0) for p in periods], broken_down, scope.k
     )
-    table = series if by is None else tables[by]
-    return {
-        "measure": measure_name,
-        "by": by,
-        "hospital": scope.hospital,
-        "year": scope.year,
-        "grain": grain.value,
-        "threshold": scope.k,
-        "table": table.as_dict(),
-    }
+    return Breakdowns(measure_name, grain, series, tables)
+
+
+async def counts(
+    uow: UnitOfWork, measure_name: str, by: str | None, scope: Scope
+) -> dict[str, Any]:
+    """One breakdown of a measure, protected together with every other breakdown of it."""
+    return (await breakdowns(uow, measure_name, scope)).document(by, scope)
 
 
 def _share(numerator: int, denominator: int, k: int) -> dict[str, Any]:
@@ -136,24 +154,30 @@ def _percentiles(values: list[float], k: int) -> dict[str, float | None]:
 
 async def response_times(uow: UnitOfWork, by: str | None, scope: Scope) -> dict[str, Any]:
     """Minutes to offer, to match and to first contact (p50, p90), and deadlines kept, by
-    urgency: urgent within 30 minutes, routine within 24 working hours of the hospital.
+    urgency: urgent within 30 minutes, routine within 24 working hours of the hospital; a case
+    not reached by its deadline counts as missed once the deadline is within the closed months.
 
     Per quarter and for the whole year; a group of fewer than k cases shows nothing. No count
     is published here (the requests measure publishes them, protected), only statistics."""
     start, end = scope.bounds
-    cases = await sql.case_timings(uow.conn, by, hospital=scope.hospital, start=start, end=end)
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups = await sql.case_timings(
+        uow.conn, by, hospital=scope.hospital, start=start, end=end, decided_by=scope.until
+    )
     year = str(scope.year)
-    for c in cases:
-        value = str(c["value"] or "unknown")
-        groups[(value, label(c["month"], Grain.QUARTER))].append(c)
-        groups[(value, year)].append(c)
     cells: list[dict[str, Any]] = []
-    for (group, period), members in sorted(groups.items()):
-        if not enough(len(members), scope.k):
+    for g in sorted(
+        groups,
+        key=lambda g: (
+            g["value"],
+            year if g["quarter"] is None else label(g["quarter"], Grain.QUARTER),
+        ),
+    ):
+        group = str(g["value"])
+        period = year if g["quarter"] is None else label(g["quarter"], Grain.QUARTER)
+        if not enough(int(g["cases"]), scope.k):
             cells.append({"group": group, "period": period, "suppressed": True})
         else:
-            cells.append(_timings(group, period, members, scope.k))
+            cells.append(_timings(group, period, g, scope.k))
     return {
         "measure": "response_times",
         "by": by,
@@ -166,32 +190,36 @@ async def response_times(uow: UnitOfWork, by: str | None, scope: Scope) -> dict[
     }
 
 
-def _timings(group: str, period: str, members: list[dict[str, Any]], k: int) -> dict[str, Any]:
+def _timings(group: str, period: str, g: Mapping[str, Any], k: int) -> dict[str, Any]:
     return {
         "group": group,
         "period": period,
         "suppressed": False,
-        "minutes_to_offer": _percentiles(_known(members, "to_offer"), k),
-        "minutes_to_match": _percentiles(_known(members, "to_match"), k),
-        "minutes_to_first_contact": _percentiles(_known(members, "to_contact"), k),
-        "deadline_met": {u: _deadlines(members, u, k) for u in ("urgent", "routine")},
+        "minutes_to_offer": _wait_percentiles(g, "to_offer", k),
+        "minutes_to_match": _wait_percentiles(g, "to_match", k),
+        "minutes_to_first_contact": _wait_percentiles(g, "to_contact", k),
+        "deadline_met": {
+            u: _deadlines(int(g[f"{u}_decided"]), int(g[f"{u}_kept"]), k)
+            for u in ("urgent", "routine")
+        },
     }
 
 
-def _known(members: list[dict[str, Any]], field: str) -> list[float]:
-    return [float(m[field]) for m in members if m[field] is not None]
+def _wait_percentiles(g: Mapping[str, Any], wait: str, k: int) -> dict[str, float | None]:
+    """p50 and p90 of the cases whose waiting time is known, only over k cases or more."""
+    p50, p90 = g[f"{wait}_p"] or (None, None)
+    if not enough(int(g[f"{wait}_known"]), k) or p50 is None or p90 is None:
+        return {"p50": None, "p90": None}
+    return {"p50": round(float(p50), 1), "p90": round(float(p90), 1)}
 
 
-def _deadlines(members: list[dict[str, Any]], urgency: str, k: int) -> float | None:
+def _deadlines(decided: int, kept: int, k: int) -> float | None:
     """The share kept, only when both those who were reached in time and those who were not
     number k or more (a share of a known group is a count)."""
-    decided = [m["deadline_met"] for m in members if m["urgency"] == urgency]
-    decided = [d for d in decided if d is not None]
-    kept = sum(1 for d in decided if d)
-    missed = len(decided) - kept
-    if not enough(len(decided), k) or 0 < kept < k or 0 < missed < k:
+    missed = decided - kept
+    if not enough(decided, k) or 0 < kept < k or 0 < missed < k:
         return None
-    return round(kept / len(decided), 2)
+    return round(kept / decided, 2)
 
 
 async def adverse_event_coverage(uow: UnitOfWork, scope: Scope) -> dict[str, Any]:
@@ -200,10 +228,11 @@ async def adverse_event_coverage(uow: UnitOfWork, scope: Scope) -> dict[str, Any
     Reached, offered but not reached, and not offered are one protected breakdown of the staff
     involved: two shares of one total would otherwise give away their difference."""
     start, end = scope.bounds
-    events = await sql.adverse_event_reach(uow.conn, hospital=scope.hospital, start=start, end=end)
-    involved = sum(int(e["involved"]) for e in events)
-    offered = min(sum(int(e["offered"]) for e in events), involved)
-    reached = min(sum(int(e["reached"]) for e in events), offered)
+    involved, offered, reached = await sql.adverse_event_reach(
+        uow.conn, hospital=scope.hospital, start=start, end=end
+    )
+    offered = min(offered, involved)
+    reached = min(reached, offered)
     table = protect_counts(
         ["reached", "offered_not_reached", "not_offered"],
         [reached, offered - reached, involved - offered],
@@ -231,27 +260,27 @@ async def adverse_event_coverage(uow: UnitOfWork, scope: Scope) -> dict[str, Any
 
 async def referral_rate(uow: UnitOfWork, scope: Scope) -> dict[str, Any]:
     start, end = scope.bounds
-    cases = await sql.matched_cases(uow.conn, hospital=scope.hospital, start=start, end=end)
-    referred = sum(1 for c in cases if c["referral"])
+    matched, referred = await sql.matched_cases(
+        uow.conn, hospital=scope.hospital, start=start, end=end
+    )
     return {
         "measure": "referral_rate",
         "hospital": scope.hospital,
         "year": scope.year,
         "threshold": scope.k,
-        "referred": _share(referred, len(cases), scope.k),
+        "referred": _share(referred, matched, scope.k),
     }
 
 
 async def follow_up_kept(uow: UnitOfWork, scope: Scope) -> dict[str, Any]:
     start, end = scope.bounds
-    planned = await sql.follow_ups(uow.conn, hospital=scope.hospital, start=start, end=end)
-    kept = sum(1 for p in planned if p["kept"])
+    planned, kept = await sql.follow_ups(uow.conn, hospital=scope.hospital, start=start, end=end)
     return {
         "measure": "follow_ups",
         "hospital": scope.hospital,
         "year": scope.year,
         "threshold": scope.k,
-        "kept": _share(kept, len(planned), scope.k),
+        "kept": _share(kept, planned, scope.k),
     }
 
 
@@ -297,33 +326,69 @@ async def training_coverage(
     }
 
 
-async def dashboard(uow: UnitOfWork, scope: Scope, metrics: AnalyticsMetrics) -> dict[str, Any]:
-    """Everything a programme lead reads at once, for one scope and year."""
+@dataclass(frozen=True)
+class Yearly:
+    """Every measure the dashboard shows for one scope and year, each computed once."""
+
+    requests: Breakdowns
+    sessions: Breakdowns
+    response_times: dict[str, Any]
+    adverse_event_coverage: dict[str, Any]
+    referral_rate: dict[str, Any]
+    follow_ups: dict[str, Any]
+    peer_load: dict[str, Any]
+    training_coverage: dict[str, Any]
+
+
+async def yearly(uow: UnitOfWork, scope: Scope, metrics: AnalyticsMetrics) -> Yearly:
     end = scope.bounds[1]  # the end of the last closed month in the year
+    return Yearly(
+        # Both request tables come from the one protected release of every breakdown of requests.
+        requests=await timed_breakdowns(metrics, uow, "requests", scope),
+        sessions=await timed_breakdowns(metrics, uow, "sessions", scope),
+        response_times=await timed(metrics, "response_times", response_times(uow, None, scope)),
+        adverse_event_coverage=await timed(
+            metrics, "adverse_event_coverage", adverse_event_coverage(uow, scope)
+        ),
+        referral_rate=await timed(metrics, "referral_rate", referral_rate(uow, scope)),
+        follow_ups=await timed(metrics, "follow_ups", follow_up_kept(uow, scope)),
+        peer_load=await timed(metrics, "peer_load", peer_load(uow, scope)),
+        training_coverage=await timed(
+            metrics, "training_coverage", training_coverage(uow, scope.hospital, end, scope.k)
+        ),
+    )
+
+
+def dashboard_of(found: Yearly, scope: Scope) -> dict[str, Any]:
+    """Everything a programme lead reads at once, for one scope and year."""
     return {
         "hospital": scope.hospital,
         "year": scope.year,
         "threshold": scope.k,
-        "requests_by_origin": await timed(
-            metrics, "requests", counts(uow, "requests", "origin", scope)
-        ),
-        "requests_by_tier": await timed(
-            metrics, "requests", counts(uow, "requests", "tier", scope)
-        ),
-        "sessions_by_mode": await timed(
-            metrics, "sessions", counts(uow, "sessions", "mode", scope)
-        ),
-        "response_times": await timed(metrics, "response_times", response_times(uow, None, scope)),
-        "adverse_event_coverage": await timed(
-            metrics, "adverse_event_coverage", adverse_event_coverage(uow, scope)
-        ),
-        "referral_rate": await timed(metrics, "referral_rate", referral_rate(uow, scope)),
-        "follow_ups": await timed(metrics, "follow_ups", follow_up_kept(uow, scope)),
-        "peer_load": await timed(metrics, "peer_load", peer_load(uow, scope)),
-        "training_coverage": await timed(
-            metrics, "training_coverage", training_coverage(uow, scope.hospital, end, scope.k)
-        ),
+        "requests_by_origin": found.requests.document("origin", scope),
+        "requests_by_tier": found.requests.document("tier", scope),
+        "sessions_by_mode": found.sessions.document("mode", scope),
+        "response_times": found.response_times,
+        "adverse_event_coverage": found.adverse_event_coverage,
+        "referral_rate": found.referral_rate,
+        "follow_ups": found.follow_ups,
+        "peer_load": found.peer_load,
+        "training_coverage": found.training_coverage,
     }
+
+
+async def dashboard(uow: UnitOfWork, scope: Scope, metrics: AnalyticsMetrics) -> dict[str, Any]:
+    return dashboard_of(await yearly(uow, scope, metrics), scope)
+
+
+async def timed_breakdowns(
+    metrics: AnalyticsMetrics, uow: UnitOfWork, measure: str, scope: Scope
+) -> Breakdowns:
+    started = time.perf_counter()
+    try:
+        return await breakdowns(uow, measure, scope)
+    finally:
+        metrics.query_seconds.labels(measure).observe(time.perf_counter() - started)
 
 
 async def timed(metrics: AnalyticsMetrics, measure: str, work: Any) -> dict[str, Any]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from huddle_contracts.vocabulary import HospitalId, Month
 from huddle_runtime.auth import Forbidden, Principal, Role, authenticated
@@ -25,9 +24,9 @@ from pydantic import BaseModel, Field, StrictInt
 
 from huddle_analytics.adapters import queries
 from huddle_analytics.adapters.surveys import AlreadyAnswered
-from huddle_analytics.application import exports, surveys
+from huddle_analytics.application import exports, results, surveys
 from huddle_analytics.application import metrics as programme
-from huddle_analytics.application.releases import cutoff, release_if_due
+from huddle_analytics.application.releases import release_if_due
 from huddle_analytics.domain.instruments import SPECS, Instrument, InvalidAnswers
 from huddle_analytics.domain.periods import Grain, month_end, month_start
 from huddle_analytics.domain.survey_code import InvalidSurveyCode
@@ -44,6 +43,9 @@ from huddle_analytics.entrypoints.access import (
 from huddle_analytics.observability import AnalyticsMetrics
 from huddle_analytics.settings import AnalyticsSettings
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 router = APIRouter(prefix="/v1", tags=["programme metrics"])
 surveys_router = APIRouter(prefix="/v1/surveys", tags=["outcome surveys"])
 
@@ -59,18 +61,36 @@ MeasureName = Literal["requests", "sessions", "referrals", "adverse_events"]
 
 def _closed_until(settings: AnalyticsSettings) -> datetime:
     """The start of the first month not yet closed (plus the release's grace period)."""
-    return cutoff(datetime.now(UTC), timedelta(hours=settings.release_grace_hours))
+    return results.closed_until(datetime.now(UTC), settings)
 
 
 def _scope(principal: Principal, year: int | None, settings: AnalyticsSettings) -> programme.Scope:
     until = _closed_until(settings)
     return programme.Scope(
         hospital=hospital_scope(principal),
-        # By default the year of the last closed month.
-        year=year or (until - timedelta(microseconds=1)).year,
+        year=year or results.default_year(until),
         k=settings.suppression_threshold,
         until=until,
     )
+
+
+async def _published(
+    request: Request,
+    principal: Principal,
+    until: datetime,
+    key: str,
+    compute: results.Compute,
+) -> Response:
+    """The result as stored for the caller's scope, or computed now (and stored)."""
+    body = await results.published(
+        runtime_of(request),
+        principal.tenant,
+        results.scope_of(hospital_scope(principal)),
+        key,
+        until,
+        compute,
+    )
+    return Response(body, media_type="application/json")
 
 
 def _dimension(measure: str, by: str | None, principal: Principal) -> str | None:
@@ -98,12 +118,17 @@ async def measure_counts(
     metrics: Metrics,
     year: Year = None,
     by: Annotated[str | None, Query(description="A breakdown, e.g. origin, urgency, tier.")] = None,
-) -> dict[str, Any]:
+) -> Response:
     name = str(measure)
     dimension = _dimension(name, by, principal)
     scope = _scope(principal, year, settings)
-    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        return await programme.timed(metrics, name, programme.counts(uow, name, dimension, scope))
+    return await _published(
+        request,
+        principal,
+        scope.until,
+        results.counts_key(name, dimension, scope),
+        lambda uow: programme.timed(metrics, name, programme.counts(uow, name, dimension, scope)),
+    )
 
 
 @router.get(
@@ -119,26 +144,38 @@ async def response_times(
     by: Annotated[
         str | None, Query(description="hospital, origin, urgency, tier, discipline…")
     ] = None,
-) -> dict[str, Any]:
+) -> Response:
     dimension = _dimension("response_times", by, principal)
     scope = _scope(principal, year, settings)
-    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        return await programme.timed(
+    return await _published(
+        request,
+        principal,
+        scope.until,
+        results.response_times_key(dimension, scope),
+        lambda uow: programme.timed(
             metrics, "response_times", programme.response_times(uow, dimension, scope)
-        )
+        ),
+    )
 
 
 def _yearly(
-    name: str, compute: Callable[[UnitOfWork, programme.Scope], Awaitable[dict[str, Any]]]
-) -> Callable[..., Awaitable[dict[str, Any]]]:
+    path: str,
+    name: str,
+    compute: Callable[[UnitOfWork, programme.Scope], Awaitable[dict[str, Any]]],
+) -> Callable[..., Awaitable[Response]]:
     """An endpoint reading one measure of one scope and year."""
 
     async def endpoint(
         request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
-    ) -> dict[str, Any]:
+    ) -> Response:
         scope = _scope(principal, year, settings)
-        async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-            return await programme.timed(metrics, name, compute(uow, scope))
+        return await _published(
+            request,
+            principal,
+            scope.until,
+            results.yearly_key(path.lstrip("/"), scope),
+            lambda uow: programme.timed(metrics, name, compute(uow, scope)),
+        )
 
     return endpoint
 
@@ -165,7 +202,7 @@ for _path, _name, _compute, _summary in (
     ),
 ):
     router.add_api_route(
-        _path, _yearly(_name, _compute), methods=["GET"], summary=_summary, name=_name
+        _path, _yearly(_path, _name, _compute), methods=["GET"], summary=_summary, name=_name
     )
 
 
@@ -179,29 +216,38 @@ async def training_coverage(
         Month | None,
         Query(description="At the end of this closed month (YYYY-MM); the last one by default."),
     ] = None,
-) -> dict[str, Any]:
+) -> Response:
     until = _closed_until(settings)
     # Snapshots only at the end of closed months: two days apart would show one peer's change.
     at = until if month is None else month_end(month)
     if at > until:
         raise RuleRefused(f"{month} has not closed yet")
-    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        return await programme.timed(
+    k = settings.suppression_threshold
+    return await _published(
+        request,
+        principal,
+        until,
+        results.training_key(at, k),
+        lambda uow: programme.timed(
             metrics,
             "training_coverage",
-            programme.training_coverage(
-                uow, hospital_scope(principal), at, settings.suppression_threshold
-            ),
-        )
+            programme.training_coverage(uow, hospital_scope(principal), at, k),
+        ),
+    )
 
 
 @router.get("/dashboard", summary="Every programme metric of one scope and year at once")
 async def dashboard(
     request: Request, principal: Reader, settings: Settings, metrics: Metrics, year: Year = None
-) -> dict[str, Any]:
+) -> Response:
     scope = _scope(principal, year, settings)
-    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        return await programme.dashboard(uow, scope, metrics)
+    return await _published(
+        request,
+        principal,
+        scope.until,
+        results.yearly_key("dashboard", scope),
+        lambda uow: programme.dashboard(uow, scope, metrics),
+    )
 
 
 @router.get(
@@ -220,20 +266,27 @@ async def outcomes(
             pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
             description="One programme at a time: a sum over several could be differenced.",
         ),
-    ] = "peer-support",
-) -> dict[str, Any]:
+    ] = results.DEFAULT_PROGRAMME,
+) -> Response:
     # One grain (the quarter of the post answer) and closed quarters' months only, so that no
     # two answers overlap and nothing can be subtracted from anything else.
-    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        return await surveys.outcomes(
+    until = _closed_until(settings)
+    k = settings.suppression_threshold
+    return await _published(
+        request,
+        principal,
+        until,
+        results.outcomes_key(instrument, programme_name, k),
+        lambda uow: surveys.outcomes(
             uow,
             instrument=instrument,
             grain=Grain.QUARTER,
             programme=programme_name,
             hospital=hospital_scope(principal),
-            k=settings.suppression_threshold,
-            until=_closed_until(settings),
-        )
+            k=k,
+            until=until,
+        ),
+    )
 
 
 class ExportFormat(StrEnum):
@@ -266,7 +319,12 @@ async def export_records(
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
-    table = pa.Table.from_pylist(rows, schema=_PARQUET_SCHEMA)
+    # Imported here, not at start-up: pyarrow holds about 26 MB in every analytics process and
+    # only this export uses it (benchmarks, goal #9).
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows, schema=_parquet_schema())
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return Response(
@@ -277,12 +335,25 @@ async def export_records(
 
 
 _INTEGERS = {"tier", "involved"}
-_PARQUET_SCHEMA = pa.schema(
-    [
-        (c, pa.int64() if c in _INTEGERS else pa.bool_() if c == "deadline_met" else pa.string())
-        for c in exports.COLUMNS
-    ]
-)
+
+
+@cache
+def _parquet_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            (
+                c,
+                pa.int64()
+                if c in _INTEGERS
+                else pa.bool_()
+                if c == "deadline_met"
+                else pa.string(),
+            )
+            for c in exports.COLUMNS
+        ]
+    )
 
 
 @router.post(

@@ -1,0 +1,106 @@
+"""SQL of the materialised results: stored bodies, each network's data version, the warmer's
+bookkeeping. Every statement runs inside the network's tenant scope (row-level security)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+import asyncpg
+
+_VERSION = "coalesce((SELECT data_version FROM result_version WHERE network_id = $1), 0)"
+
+
+async def stored(
+    conn: asyncpg.Connection, network: str, scope: str, query_key: str, closed_through: date
+) -> str | None:
+    """The body stored for the query under the network's current data version, if any."""
+    body: str | None = await conn.fetchval(
+        f"""SELECT body FROM published_result
+             WHERE network_id = $1 AND scope = $2 AND query_key = $3 AND closed_through = $4
+               AND data_version = {_VERSION}""",
+        network,
+        scope,
+        query_key,
+        closed_through,
+    )
+    return body
+
+
+async def data_version(conn: asyncpg.Connection, network: str) -> int:
+    version: int = await conn.fetchval(f"SELECT {_VERSION}", network)
+    return version
+
+
+async def store(
+    conn: asyncpg.Connection,
+    network: str,
+    closed_through: date,
+    version: int,
+    bodies: Sequence[tuple[str, str, str]],
+) -> None:
+    """Keep (scope, query key, body) computed from ``version``'s snapshot; the network becomes
+    one the warmer looks after."""
+    await conn.execute(
+        """INSERT INTO result_version (network_id) VALUES ($1) ON CONFLICT DO NOTHING""", network
+    )
+    await conn.execute(
+        """INSERT INTO published_result (network_id, scope, query_key, closed_through,
+                data_version, body)
+           SELECT $1, scope, query_key, $2, $3, body::json
+             FROM unnest($4::text[], $5::text[], $6::text[]) AS b (scope, query_key, body)
+           ON CONFLICT DO NOTHING""",
+        network,
+        closed_through,
+        version,
+        [scope for scope, _, _ in bodies],
+        [key for _, key, _ in bodies],
+        [body for _, _, body in bodies],
+    )
+
+
+async def stale_networks(conn: asyncpg.Connection, closed_through: date) -> list[str]:
+    """Networks (system scope 'results') whose results were not all warmed for the current
+    closed month and data version; the longest waiting first."""
+    rows = await conn.fetch(
+        """SELECT network_id FROM result_version
+            WHERE warmed_through IS DISTINCT FROM $1 OR warmed_version IS DISTINCT FROM data_version
+            ORDER BY changed_at""",
+        closed_through,
+    )
+    return [r["network_id"] for r in rows]
+
+
+async def hospitals(conn: asyncpg.Connection, start: datetime, end: datetime) -> list[str]:
+    """The hospitals with requests or certified peers in the period: a coordinator's scopes."""
+    rows = await conn.fetch(
+        """SELECT hospital_id FROM support_case
+            WHERE requested_at >= $1 AND requested_at < $2
+           UNION
+           SELECT hospital_id FROM certification_period
+            WHERE certified_at < $2 AND valid_until > $1
+           ORDER BY 1""",
+        start,
+        end,
+    )
+    return [r["hospital_id"] for r in rows]
+
+
+async def warmed(
+    conn: asyncpg.Connection, network: str, closed_through: date, version: int
+) -> None:
+    """Record the warm done, and drop what no current key can read any more."""
+    await conn.execute(
+        """UPDATE result_version SET warmed_through = $2, warmed_version = $3
+            WHERE network_id = $1 AND data_version = $3""",
+        network,
+        closed_through,
+        version,
+    )
+    await conn.execute(
+        """DELETE FROM published_result
+            WHERE network_id = $1 AND (closed_through < $2 OR data_version < $3)""",
+        network,
+        closed_through,
+        version,
+    )
