@@ -4,6 +4,7 @@ would (inside a unit of work); answers go through the HTTP API."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from datetime import timedelta
@@ -230,6 +231,21 @@ async def test_a_surge_is_matched_as_a_batch_with_nobody_over_capacity(
     assert sum(offered.values()) == 8
     assert max(offered.values()) <= 3  # default capacity
     assert min(offered.values()) >= 1  # load is spread before it is stacked
+
+
+async def test_two_searches_at_once_never_offer_a_peers_last_place_twice(
+    matching, local_issuer
+) -> None:
+    m = matching
+    await deliver(m, certify(m, "ONE"))
+    response = await m.client.put(
+        "/v1/peers/me/availability", headers=as_peer(m, local_issuer, "ONE"), json={"capacity": 1}
+    )
+    assert response.status_code == 204, response.text
+    # Both searches read the roster before either commits; the peer's row is held by the first.
+    needs = [request(m, f"RACE{i}", urgency="routine") for i in range(4)]
+    await asyncio.gather(*(deliver(m, need) for need in needs))
+    assert len(await offers_of(m, local_issuer, "ONE")) == 1
 
 
 async def test_a_surge_beyond_the_hospital_widens_together_and_nobody_goes_over_capacity(

@@ -238,6 +238,31 @@ async def candidates(
     return [_peer(r) for r in await conn.fetch(sql, *args)]
 
 
+async def hold_peers(
+    conn: asyncpg.Connection,
+    now: datetime,
+    *,
+    pseudonyms: Sequence[str] | None = None,
+    hospital_id: str | None = None,
+) -> list[Peer]:
+    """Lock the peers' rows (in one order, so two holders never wait on each other in a cycle),
+    then read them afresh: offers another search committed meanwhile count as their load."""
+    if pseudonyms is not None:
+        await conn.execute(
+            "SELECT 1 FROM peer WHERE pseudonym = ANY($1::text[]) ORDER BY pseudonym FOR UPDATE",
+            sorted(set(pseudonyms)),
+        )
+        # A new statement, so a new snapshot: it sees what committed while we waited.
+        rows = await conn.fetch(
+            _ROSTER + " WHERE p.pseudonym = ANY($2::text[])", now, list(pseudonyms)
+        )
+        return [_peer(r) for r in rows]
+    await conn.execute(
+        "SELECT 1 FROM peer WHERE hospital_id = $1 ORDER BY pseudonym FOR UPDATE", hospital_id
+    )
+    return await roster(conn, now, hospital_id=hospital_id)
+
+
 async def get_peer(conn: asyncpg.Connection, pseudonym: str, now: datetime) -> Peer | None:
     row = await conn.fetchrow(_ROSTER + " WHERE p.pseudonym = $2", now, pseudonym)
     return _peer(row) if row else None

@@ -16,7 +16,7 @@ from huddle_runtime.unit_of_work import UnitOfWork
 
 from huddle_matching.adapters import repository as repo
 from huddle_matching.adapters.repository import Offer, Search
-from huddle_matching.domain.eligibility import exclusions
+from huddle_matching.domain.eligibility import eligible, exclusions
 from huddle_matching.domain.matching_policy import (
     MatchingPolicy,
     matched_mode,
@@ -91,7 +91,7 @@ async def offer_next(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Offe
     scope = Scope(search.scope)
     deadline = search.first_contact_by or now
 
-    best = await choose(uow.conn, search.need, now, scope, policy.weights, skip=asked)
+    best = await _choose_and_hold(uow.conn, search.need, now, scope, policy.weights, skip=asked)
     # Widen before the first-contact deadline is lost: when another offer window no longer fits.
     at_risk = bool(asked) and deadline - now < policy.offer_window(search.need.urgency)
     if scope is Scope.HOSPITAL and (best is None or at_risk):
@@ -105,7 +105,7 @@ async def offer_next(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Offe
         scope = Scope.NETWORK
         await repo.update_search(uow.conn, case_id, scope=scope.value)
         _escalate(uow, search, reason, offers_made=len(offers), deadline=deadline, now=now)
-        best = await choose(uow.conn, search.need, now, scope, policy.weights, skip=asked)
+        best = await _choose_and_hold(uow.conn, search.need, now, scope, policy.weights, skip=asked)
     if best is None:
         await repo.update_search(uow.conn, case_id, status="escalated", escalated_at=now)
         if search.scope == Scope.NETWORK.value:  # widened earlier: alert coordinators again
@@ -137,6 +137,25 @@ async def choose(
         peers = await repo.candidates(conn, now, need, hospital_id=hospital, tier=tier, skip=skip)
         top = better(top, best_of(need, peers, now, scope=scope, weights=weights, skip=skip))
     return top
+
+
+async def _choose_and_hold(
+    conn: asyncpg.Connection,
+    need: SupportNeed,
+    now: datetime,
+    scope: Scope,
+    weights: PreferenceWeights,
+    *,
+    skip: frozenset[str],
+) -> Candidate | None:
+    """``choose``, then hold the peer's row until the offer commits: another search may have
+    taken their last free place since the candidates were read, and then the next one is chosen."""
+    while (candidate := await choose(conn, need, now, scope, weights, skip=skip)) is not None:
+        [fresh] = await repo.hold_peers(conn, now, pseudonyms=[candidate.peer.pseudonym])
+        if eligible(fresh, need, now):
+            return Candidate(fresh, score(fresh, need, now, weights))
+        skip = skip | {candidate.peer.pseudonym}
+    return None
 
 
 async def _make_offers(
@@ -292,7 +311,8 @@ async def offer_surge(uow: UnitOfWork, matching: Matching, adverse_event_id: UUI
     policy = await repo.matching_policy(uow.conn, matching.default_policy)
     hospital = searches[0].need.hospital_id
     await repo.update_searches(uow.conn, [s.need.case_id for s in searches], status="searching")
-    peers = await repo.roster(uow.conn, now, hospital_id=hospital)
+    # Held until the offers commit: no ordinary search can offer these peers meanwhile.
+    peers = await repo.hold_peers(uow.conn, now, hospital_id=hospital)
     left_out = await _offer_batch(uow, policy, searches, peers, now)
     made = len(searches) - len(left_out)
     if left_out:
@@ -306,7 +326,7 @@ async def offer_surge(uow: UnitOfWork, matching: Matching, adverse_event_id: UUI
             _escalate(uow, search, reason, offers_made=0, deadline=deadline, now=now)
         # Only once every place the first batch took is written does the roster show it taken.
         network = await repo.roster(uow.conn, now)
-        still = await _offer_batch(uow, policy, left_out, network, now)
+        still = await _offer_batch(uow, policy, left_out, network, now, hold=True)
         made += len(left_out) - len(still)
         for search in still:
             await offer_next(uow, matching, search.need.case_id)
@@ -319,12 +339,24 @@ async def _offer_batch(
     searches: list[Search],
     peers: list[Peer],
     now: datetime,
+    *,
+    hold: bool = False,
 ) -> list[Search]:
-    """Offer each search the peer one optimal assignment gives it; the searches left without."""
+    """Offer each search the peer one optimal assignment gives it; the searches left without.
+    ``hold``: the peers were read without their rows held, so hold the chosen ones now and
+    drop any choice their load, read afresh, no longer has room for."""
     assigned = assign_batch([s.need for s in searches], peers, now, policy.weights)
+    if hold:
+        names = [peer.pseudonym for peer in assigned.values() if peer is not None]
+        fresh = {p.pseudonym: p for p in await repo.hold_peers(uow.conn, now, pseudonyms=names)}
+        room = {name: peer.free_slots for name, peer in fresh.items()}
     chosen, left_out = [], []
     for search in searches:
         peer = assigned[search.need.case_id]
+        if peer is not None and hold:
+            peer = fresh[peer.pseudonym] if room[peer.pseudonym] > 0 else None
+            if peer is not None:
+                room[peer.pseudonym] -= 1
         if peer is None:
             left_out.append(search)
         else:

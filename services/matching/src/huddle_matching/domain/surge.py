@@ -11,7 +11,6 @@ from uuid import UUID
 import numpy as np
 from huddle_contracts.vocabulary import Urgency
 from numpy.typing import NDArray
-from scipy.optimize import linear_sum_assignment
 
 from huddle_matching.domain.preferences import PreferenceWeights, rotation_points
 from huddle_matching.domain.roster import Peer
@@ -44,6 +43,9 @@ def assign_batch(
     k = np.arange(len(owner)) - np.repeat(np.cumsum(free[useful]) - free[useful], free[useful])
     sub = np.ix_(rows_in, owner)
     cost = np.where(allowed[sub], -points[sub] + _STACKING * k, _FORBIDDEN)
+    # Imported here: SciPy's optimiser is tens of MB that only a surge needs.
+    from scipy.optimize import linear_sum_assignment
+
     rows, cols = linear_sum_assignment(cost)
     for i, j in zip(rows, cols, strict=True):
         if cost[i, j] < _FORBIDDEN:
