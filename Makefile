@@ -8,10 +8,13 @@ RUN        := $(UV) run --frozen
 # kustomize renders deploy/k8s; built from the Go module proxy (v5.8.2 is the newest for Go 1.26).
 KUSTOMIZE_VERSION := v5.8.2
 KUSTOMIZE         := $(TOOLS)/kustomize-$(KUSTOMIZE_VERSION)/kustomize
+# vegeta is the benchmarks' HTTP load generator (open loop, constant rate), from the Go module proxy.
+VEGETA_VERSION := v12.13.0
+VEGETA         := $(TOOLS)/vegeta-$(VEGETA_VERSION)/vegeta
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run up down status test test-unit test-integration lint fmt schemas clean \
-        k8s-tools k8s-check bench bench-smoke
+        k8s-tools k8s-check bench-tools bench bench-smoke
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-17s %s\n", $$1, $$2}'
@@ -27,6 +30,13 @@ $(KUSTOMIZE):
 	@mkdir -p $(TOOLS)/bin && ln -sf $(abspath $(KUSTOMIZE)) $(TOOLS)/bin/kustomize
 
 k8s-tools: $(KUSTOMIZE) ## Install kustomize into .tools/ (for the Kubernetes manifests)
+
+$(VEGETA):
+	@command -v go >/dev/null || { echo "Go 1.26+ is required to build vegeta (go not found)"; exit 1; }
+	GOBIN=$(abspath $(dir $(VEGETA))) go install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)
+	@mkdir -p $(TOOLS)/bin && ln -sf $(abspath $(VEGETA)) $(TOOLS)/bin/vegeta
+
+bench-tools: $(VEGETA) ## Install vegeta into .tools/ (the benchmarks' HTTP load generator)
 
 setup: $(UV) ## Install the locked Python environment (.venv) and check Java and Maven
 	@command -v java >/dev/null || { echo "Java 17+ is required to run Apache Kafka (java not found)"; exit 1; }
@@ -45,10 +55,10 @@ down: ## Stop what `make up` started
 status: ## Show every component and whether it is ready
 	$(RUN) huddle status
 
-test: setup k8s-tools ## Every test: unit, contracts, integration and end to end (starts Kafka and PostgreSQL)
+test: setup k8s-tools bench-tools ## Every test: unit, contracts, integration and end to end (starts Kafka and PostgreSQL)
 	$(RUN) pytest
 
-test-unit: setup k8s-tools ## Only the tests that need no server
+test-unit: setup k8s-tools bench-tools ## Only the tests that need no server
 	$(RUN) pytest -m "not integration and not e2e"
 
 lint: setup k8s-tools ## ruff, mypy (strict on libs), the contract drift check, the k8s overlays render
@@ -61,10 +71,10 @@ lint: setup k8s-tools ## ruff, mypy (strict on libs), the contract drift check, 
 k8s-check: setup k8s-tools ## Render deploy/k8s and check it against the schemas and rules (no cluster)
 	$(RUN) pytest deploy/tests/test_kubernetes_manifests.py
 
-bench: setup ## Benchmarks against raw baselines, 3 runs (<15 min): BENCHMARKS.md, benchmarks/results, benchmarks/plots
+bench: setup bench-tools ## Benchmarks against raw baselines, 3 runs (<15 min): BENCHMARKS.md, benchmarks/results, benchmarks/plots
 	$(RUN) python -m huddle_bench run
 
-bench-smoke: setup ## Small benchmarks (<2 min); fails when a ratio to its same-run baseline crosses its limit
+bench-smoke: setup bench-tools ## Small benchmarks (<2 min); fails when a ratio to its same-run baseline crosses its limit
 	$(RUN) python -m huddle_bench run --smoke
 
 fmt: setup ## Format and autofix

@@ -12,14 +12,11 @@ from typing import Any
 
 from huddle_bench.model import Outcome, Stat
 from huddle_bench.registry import MEASURES
+from huddle_bench.scale import scale_section
 from huddle_bench.smoke import SMOKE_LIMITS, SmokeLimit, Verdict, best_ratio
 
 # Parts of issue #6 this slice does not measure yet; listed so the report never overstates.
-NOT_YET = (
-    "intake's HTTP path against a bare FastAPI + asyncpg endpoint inserting one row",
-    "end-to-end latency through Kafka against the raw round trip",
-    "throughput against offered load (open-loop load generation)",
-)
+NOT_YET: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -214,12 +211,11 @@ def markdown(report: Report, root: Path) -> str:
     ]
     for o in report.outcomes:
         lines += _measure(o, report.plots.get(o.name), root)
+    lines += scale_section(report.outcomes)
     lines += ["## Smoke limits", "", *_smoke(report.verdicts, report.outcomes), ""]
+    if NOT_YET:
+        lines += ["## Not measured yet", "", *(f"- {item}" for item in NOT_YET), ""]
     lines += [
-        "## Not measured yet",
-        "",
-        *(f"- {item}" for item in NOT_YET),
-        "",
         "## Reproduce",
         "",
         "```",

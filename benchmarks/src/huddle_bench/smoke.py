@@ -28,11 +28,23 @@ SMOKE_LIMITS: dict[str, SmokeLimit] = {
     for limit in (
         # relay ÷ raw producer: the relay falling to under a third of the producer's pace.
         SmokeLimit("outbox_relay", "floor", 0.30, measured="0.65 - 0.89"),
+        # intake ÷ raw consumer over the same reports: a transaction per record again (a tenth
+        # of the batch path's rate) crosses it.
+        SmokeLimit("backfill", "floor", 0.0012, measured="0.0025 - 0.0096"),
         # decision p50 ÷ one indexed read in a tenant transaction: a decision reading a whole
         # hospital (or the roster) again instead of one tier.
         SmokeLimit("matching_decision", "ceiling", 12.0, measured="2.3 - 3.5"),
         # surge ÷ raw solver + raw inserts of the same sizes: the surge's work tripling.
         SmokeLimit("surge", "ceiling", 400.0, measured="57 - 129"),
+        # request-to-offer p99 through the stack ÷ raw Kafka round trip p99: the smoke rates
+        # already saturate the stack here, so only a stall (a relay or consumer waiting out a
+        # poll interval per record) crosses it.
+        SmokeLimit("stack_offer_latency", "ceiling", 1_000.0, measured="93 - 418"),
+        # warm dashboard p99 ÷ raw grouped count p99 (sub-millisecond, so noisy) on the same
+        # rows: stored answers no longer served; the invariants also check every warm request.
+        SmokeLimit("analytics_dashboard", "ceiling", 60.0, measured="1.8 - 25"),
+        # intake ÷ bare HTTP saturation: intake's CPU per request tripling.
+        SmokeLimit("intake_http", "floor", 0.06, measured="0.14 - 0.21"),
     )
 }
 
