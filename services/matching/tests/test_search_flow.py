@@ -279,6 +279,52 @@ async def test_a_surge_beyond_the_hospital_widens_together_and_nobody_goes_over_
     assert all(e.widened_to_network for e in escalations)
 
 
+async def test_a_surge_with_no_peer_anywhere_alerts_the_coordinators_once_per_case(
+    matching, published
+) -> None:
+    m = matching
+    involved = [staff(m.app.state.settings, m.network, f"E{i}") for i in range(7)]
+    event_id = uuid.uuid4()
+    for i in range(len(involved)):
+        await deliver(
+            m,
+            request(
+                m, f"E{i}", adverse_event_id=event_id, involved=tuple(involved), origin="outreach"
+            ),
+        )
+    escalations = [e for e in await published(m.app, m.network) if isinstance(e, MatchEscalated)]
+    per_case = Counter(e.case_id for e in escalations)
+    assert len(per_case) == 7 and set(per_case.values()) == {1}
+
+
+async def test_a_surge_across_two_hospitals_searches_each_hospital_first(
+    matching, local_issuer, published
+) -> None:
+    m = matching
+    await deliver(m, certify(m, "LUKE", hospital_id="st-luke"))
+    await on_call(m, local_issuer, "LUKE", hospital="st-luke")
+    involved = [staff(m.app.state.settings, m.network, f"X{i}") for i in range(7)]
+    event_id = uuid.uuid4()
+    cases = {}
+    for i in range(len(involved)):
+        # Six from st-mary, which has no peer; the last from st-luke, which has one.
+        hospital = "st-luke" if i == 6 else "st-mary"
+        need = request(
+            m,
+            f"X{i}",
+            adverse_event_id=event_id,
+            involved=tuple(involved),
+            origin="outreach",
+            hospital_id=hospital,
+        )
+        cases[need.case_id] = hospital
+        await deliver(m, need)
+    offered = [cases[uuid.UUID(o["case_id"])] for o in await offers_of(m, local_issuer, "LUKE")]
+    assert "st-luke" in offered  # searched in its own hospital, never widened
+    escalations = [e for e in await published(m.app, m.network) if isinstance(e, MatchEscalated)]
+    assert {cases[e.case_id] for e in escalations} == {"st-mary"}
+
+
 async def test_another_network_cannot_answer_or_see_an_offer(matching, local_issuer) -> None:
     m = matching
     await deliver(m, certify(m, "P9"))

@@ -301,35 +301,45 @@ async def lapse(uow: UnitOfWork, matching: Matching, offer_id: UUID) -> bool:
 
 
 async def offer_surge(uow: UnitOfWork, matching: Matching, adverse_event_id: UUID) -> int:
-    """Everyone involved in one event, matched as one optimal assignment in their hospital; those
-    it leaves without a peer widen to the network together, as a second assignment; whoever is
-    still left goes through the ordinary search (which escalates)."""
+    """Everyone involved in one event, matched as one optimal assignment per hospital; those it
+    leaves without a peer widen to the network together, as a second assignment; whoever is
+    still left is escalated (once)."""
     searches = await repo.searches_for_event(uow.conn, adverse_event_id, status="batching")
     if not searches:
         return 0
     now = matching.clock()
     policy = await repo.matching_policy(uow.conn, matching.default_policy)
-    hospital = searches[0].need.hospital_id
     await repo.update_searches(uow.conn, [s.need.case_id for s in searches], status="searching")
-    # Held until the offers commit: no ordinary search can offer these peers meanwhile.
-    peers = await repo.hold_peers(uow.conn, now, hospital_id=hospital)
-    left_out = await _offer_batch(uow, policy, searches, peers, now)
+    by_hospital: dict[str, list[Search]] = {}
+    for search in searches:  # an event can involve staff of several hospitals
+        by_hospital.setdefault(search.need.hospital_id, []).append(search)
+    left_out: list[Search] = []
+    for hospital in sorted(by_hospital):  # hospitals in one order: holders never wait in a cycle
+        # Held until the offers commit: no ordinary search can offer these peers meanwhile.
+        peers = await repo.hold_peers(uow.conn, now, hospital_id=hospital)
+        left, _ = await _offer_batch(uow, policy, by_hospital[hospital], peers, now)
+        left_out += left
     made = len(searches) - len(left_out)
-    if left_out:
-        # The batch is optimal, so nobody it left out has an eligible peer with a free place in
-        # the hospital any more: each widens to the network, as offer_next would widen it.
-        widen = [search.need.case_id for search in left_out]
-        await repo.update_searches(uow.conn, widen, scope=Scope.NETWORK.value)
-        for search in left_out:
-            deadline = search.first_contact_by or now
-            reason = EscalationReason.NO_ELIGIBLE_PEER
-            _escalate(uow, search, reason, offers_made=0, deadline=deadline, now=now)
-        # Only once every place the first batch took is written does the roster show it taken.
-        network = await repo.roster(uow.conn, now)
-        still = await _offer_batch(uow, policy, left_out, network, now, hold=True)
-        made += len(left_out) - len(still)
-        for search in still:
-            await offer_next(uow, matching, search.need.case_id)
+    if not left_out:
+        return made
+    # Each batch is optimal, so nobody it left out has an eligible peer with a free place in
+    # their hospital any more: each widens to the network, as offer_next would widen it.
+    widen = [search.need.case_id for search in left_out]
+    await repo.update_searches(uow.conn, widen, scope=Scope.NETWORK.value)
+    for search in left_out:
+        deadline = search.first_contact_by or now
+        reason = EscalationReason.NO_ELIGIBLE_PEER
+        _escalate(uow, search, reason, offers_made=0, deadline=deadline, now=now)
+    # Only once every place the first batches took is written does the roster show it taken.
+    network = await repo.roster(uow.conn, now)
+    nobody, crowded = await _offer_batch(uow, policy, left_out, network, now, hold=True)
+    made += len(left_out) - len(nobody) - len(crowded)
+    # No one eligible anywhere: the coordinators were alerted above, once.
+    await repo.update_searches(
+        uow.conn, [s.need.case_id for s in nobody], status="escalated", escalated_at=now
+    )
+    for search in crowded:  # their peer's last place went to another search meanwhile
+        await offer_next(uow, matching, search.need.case_id)
     return made
 
 
@@ -341,25 +351,27 @@ async def _offer_batch(
     now: datetime,
     *,
     hold: bool = False,
-) -> list[Search]:
-    """Offer each search the peer one optimal assignment gives it; the searches left without.
-    ``hold``: the peers were read without their rows held, so hold the chosen ones now and
-    drop any choice their load, read afresh, no longer has room for."""
+) -> tuple[list[Search], list[Search]]:
+    """Offer each search the peer one optimal assignment gives it. Returns the searches it
+    found no one for, and (``hold``: the peers were read without their rows held, so the
+    chosen ones are held now and read afresh) those whose peer no longer has room."""
     assigned = assign_batch([s.need for s in searches], peers, now, policy.weights)
     if hold:
         names = [peer.pseudonym for peer in assigned.values() if peer is not None]
         fresh = {p.pseudonym: p for p in await repo.hold_peers(uow.conn, now, pseudonyms=names)}
         room = {name: peer.free_slots for name, peer in fresh.items()}
-    chosen, left_out = [], []
+    chosen, nobody, crowded = [], [], []
     for search in searches:
         peer = assigned[search.need.case_id]
-        if peer is not None and hold:
-            peer = fresh[peer.pseudonym] if room[peer.pseudonym] > 0 else None
-            if peer is not None:
-                room[peer.pseudonym] -= 1
         if peer is None:
-            left_out.append(search)
-        else:
-            chosen.append((search, Candidate(peer, score(peer, search.need, now, policy.weights))))
+            nobody.append(search)
+            continue
+        if hold:
+            if room[peer.pseudonym] <= 0:
+                crowded.append(search)
+                continue
+            room[peer.pseudonym] -= 1
+            peer = fresh[peer.pseudonym]
+        chosen.append((search, Candidate(peer, score(peer, search.need, now, policy.weights))))
     await _make_offers(uow, chosen, policy, now)
-    return left_out
+    return nobody, crowded
