@@ -19,6 +19,9 @@ class AnalyticsSettings(BaseSettings):
     # How often the warmer looks for networks whose stored results a month's closing or a late
     # event made stale, and precomputes them.
     warm_interval_seconds: float = Field(default=60.0, gt=0)
+    # A network is warmed once its data version has not moved for this long: late events come
+    # in runs, and a warm the next one interrupts is wasted (a month closing warms at once).
+    warm_quiet_seconds: float = Field(default=300.0, ge=0)
     # Per computing transaction: a year's grouping and sorting stays in memory.
     query_work_mem_mb: int = Field(default=64, ge=4, le=2048)
     # Shown at once when a PHQ-9 answer endorses item 9: nothing else happens, nobody is told.

@@ -9,6 +9,7 @@ from datetime import date, datetime
 import asyncpg
 
 _VERSION = "coalesce((SELECT data_version FROM result_version WHERE network_id = $1), 0)"
+_WARM_LOCK = "huddle_analytics.warm:"
 
 
 async def stored(
@@ -57,6 +58,18 @@ async def store(
         [key for _, key, _ in bodies],
         [body for _, _, body in bodies],
     )
+    # The same queries' older answers: no reader asks for them again, warmed or not.
+    await conn.execute(
+        """DELETE FROM published_result p
+             USING unnest($4::text[], $5::text[]) AS b (scope, query_key)
+            WHERE p.network_id = $1 AND p.scope = b.scope AND p.query_key = b.query_key
+              AND (p.closed_through, p.data_version) < ($2, $3)""",
+        network,
+        closed_through,
+        version,
+        [scope for scope, _, _ in bodies],
+        [key for _, key, _ in bodies],
+    )
 
 
 async def stale_networks(conn: asyncpg.Connection, closed_through: date) -> list[str]:
@@ -69,6 +82,53 @@ async def stale_networks(conn: asyncpg.Connection, closed_through: date) -> list
         closed_through,
     )
     return [r["network_id"] for r in rows]
+
+
+async def try_lock_warm(conn: asyncpg.Connection, network: str) -> bool:
+    """The network's warm lock (held by the session): one replica warms a network at a time."""
+    locked: bool = await conn.fetchval(
+        "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", _WARM_LOCK + network
+    )
+    return locked
+
+
+async def unlock_warm(conn: asyncpg.Connection, network: str) -> None:
+    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", _WARM_LOCK + network)
+
+
+async def drop_stale(
+    conn: asyncpg.Connection, network: str, closed_through: date
+) -> datetime | None:
+    """Drop what no current key reads any more (an earlier closed month, an earlier version);
+    when the network is still to be warmed, when its version last moved."""
+    await conn.execute(
+        f"""DELETE FROM published_result
+             WHERE network_id = $1 AND (closed_through, data_version) < ($2, {_VERSION})""",
+        network,
+        closed_through,
+    )
+    changed: datetime | None = await conn.fetchval(
+        """SELECT changed_at FROM result_version
+            WHERE network_id = $1
+              AND (warmed_through IS DISTINCT FROM $2
+                   OR warmed_version IS DISTINCT FROM data_version)""",
+        network,
+        closed_through,
+    )
+    return changed
+
+
+async def first_activity(conn: asyncpg.Connection, network: str) -> datetime | None:
+    """The earliest instant any published result reads (a request, an adverse event, a
+    certification): no period before it holds anything."""
+    found: datetime | None = await conn.fetchval(
+        """SELECT least(
+                (SELECT min(requested_at) FROM support_case WHERE network_id = $1),
+                (SELECT min(reported_at) FROM adverse_event WHERE network_id = $1),
+                (SELECT min(certified_at) FROM certification_period WHERE network_id = $1))""",
+        network,
+    )
+    return found
 
 
 async def hospitals(conn: asyncpg.Connection, start: datetime, end: datetime) -> list[str]:

@@ -55,6 +55,18 @@ async def has_pre(conn: asyncpg.Connection, instrument: str, code_hash: bytes) -
     return found
 
 
+async def answered(conn: asyncpg.Connection, network: str, instrument: str, programme: str) -> bool:
+    """Whether the programme has any response to the instrument (any slug can be asked for)."""
+    found: bool = await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM survey_response
+                           WHERE network_id = $1 AND instrument = $2 AND programme = $3)""",
+        network,
+        instrument,
+        programme,
+    )
+    return found
+
+
 async def pairs(
     conn: asyncpg.Connection,
     *,

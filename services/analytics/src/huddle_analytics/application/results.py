@@ -9,7 +9,9 @@ served from the table while both hold; otherwise it is computed as always (suppr
 from one snapshot, and stored. A month closing changes the key; a late event changes the version.
 
 The warmer precomputes the dashboard and every part of it for each network and each hospital in
-it, when a month closes or the version moves, so that an analyst practically never waits.
+it, when a month closes or once the version has stopped moving, so that an analyst practically
+never waits. Older answers go as soon as a newer one of the same query is stored, and the rest at
+the warmer's next round, whether or not it warms.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -46,15 +49,22 @@ from huddle_analytics.settings import AnalyticsSettings
 log = structlog.get_logger(__name__)
 
 # Stored bodies are only as good as the code that computed them: a new version of any module a
-# result goes through is a new key (the old rows are dropped at the next warm).
+# result goes through, or that shapes it (this one, the endpoints), is a new key (the old rows go
+# when the month closes or the version next moves). The endpoints by file: they import this one.
 _COMPUTING = (programme, queries, surveys, survey_sql, instruments, load, outcomes, periods)
-_COMPUTED_BY = hashlib.sha256(
-    b"".join(inspect.getsource(module).encode() for module in (*_COMPUTING, suppression))
-).hexdigest()[:12]
+COMPUTING_SOURCES = (
+    *(Path(inspect.getfile(module)) for module in (*_COMPUTING, suppression)),
+    Path(__file__),
+    Path(__file__).parents[1] / "entrypoints" / "http.py",
+)
+_COMPUTED_BY = hashlib.sha256(b"".join(p.read_bytes() for p in COMPUTING_SOURCES)).hexdigest()[:12]
 
 DEFAULT_PROGRAMME = "peer-support"
 
 Compute = Callable[[UnitOfWork], Awaitable[dict[str, Any]]]
+Keep = Callable[[UnitOfWork], Awaitable[bool]]
+"""Whether a computed answer is worth storing: any reader can name any programme, year or
+month, and answers that cannot hold anything are computed each time rather than stored."""
 
 
 def closed_until(now: datetime, settings: AnalyticsSettings) -> datetime:
@@ -148,10 +158,16 @@ async def keep(
 
 
 async def published(
-    runtime: Runtime, tenant: Tenant, scope: str, key: str, until: datetime, compute: Compute
+    runtime: Runtime,
+    tenant: Tenant,
+    scope: str,
+    key: str,
+    until: datetime,
+    compute: Compute,
+    worth_keeping: Keep | None = None,
 ) -> bytes:
     """The stored body while the closed month and the data version hold; otherwise computed
-    from one snapshot, stored and returned."""
+    from one snapshot, stored (unless ``worth_keeping`` says no) and returned."""
     metrics: AnalyticsMetrics = runtime.state["metrics"]
     settings: AnalyticsSettings = runtime.state["settings"]
     async with runtime.unit_of_work(tenant) as uow:
@@ -162,8 +178,49 @@ async def published(
     metrics.results.labels("computed").inc()
     async with snapshot(runtime, tenant, settings) as (uow, version):
         computed = rendered(await compute(uow))
-    await keep(runtime, tenant.network_id, until, version, [(scope, key, computed)])
+        kept = worth_keeping is None or await worth_keeping(uow)
+    if kept:
+        await keep(runtime, tenant.network_id, until, version, [(scope, key, computed)])
     return computed
+
+
+def answered(instrument: Instrument, programme_name: str) -> Keep | None:
+    """Outcomes are kept for the default programme and for programmes with responses to the
+    instrument; a made-up programme is answered (with nothing) but not stored."""
+    if programme_name == DEFAULT_PROGRAMME:
+        return None
+
+    async def check(uow: UnitOfWork) -> bool:
+        assert uow.tenant is not None
+        network = uow.tenant.network_id
+        return await survey_sql.answered(uow.conn, network, instrument.value, programme_name)
+
+    return check
+
+
+def rows_before(end: datetime) -> Keep:
+    """Kept only if the network has a row before ``end``: the years and months before it began
+    answer nothing, and every one of them since 2000 can be asked for."""
+
+    async def check(uow: UnitOfWork) -> bool:
+        assert uow.tenant is not None
+        first = await sql.first_activity(uow.conn, uow.tenant.network_id)
+        return first is not None and first < end
+
+    return check
+
+
+async def _never(_: UnitOfWork) -> bool:
+    return False
+
+
+def year_kept(scope: programme.Scope) -> Keep | None:
+    """The warmed years always; another year once it has a closed month and the network has
+    rows before its end (a year still to come answers nothing until a month of it closes)."""
+    if scope.year in warm_years(scope.until):
+        return None
+    start, end = scope.bounds
+    return rows_before(end) if start < end else _never
 
 
 async def scope_bodies(
@@ -271,14 +328,46 @@ async def warm_network(
 
 async def warm_due(runtime: Runtime, now: datetime) -> list[Warmed]:
     """Warm every network whose results are not all warmed for this closed month and version
-    (a network joins once anyone has asked it something, or a late event has moved it)."""
+    (a network joins once anyone has asked it something, or a late event has moved it); a
+    network that fails is logged and left for the next round, and the others are warmed."""
     assert runtime.pool is not None, "the runtime is not started"
     settings: AnalyticsSettings = runtime.state["settings"]
     through = closed_through(closed_until(now, settings))
     async with runtime.pool.acquire() as conn, conn.transaction():
         await apply_system_scope(conn, "results")
         networks = await sql.stale_networks(conn, through)
-    return [await warm_network(runtime, network, now) for network in networks]
+    warmed: list[Warmed] = []
+    for network in networks:
+        try:
+            done = await warm_alone(runtime, network, now)
+        except Exception as exc:  # one network's failure must leave the others warmed
+            log.warning("warming results failed", network=network, error=failure_reason(exc))
+            continue
+        if done is not None:
+            warmed.append(done)
+    return warmed
+
+
+async def warm_alone(runtime: Runtime, network: str, now: datetime) -> Warmed | None:
+    """Under the network's advisory lock (another replica holding it warms it instead): drop
+    the answers no current key reads, then warm once the version has been quiet for
+    ``warm_quiet_seconds``; None when nothing was warmed."""
+    assert runtime.pool is not None, "the runtime is not started"
+    settings: AnalyticsSettings = runtime.state["settings"]
+    through = closed_through(closed_until(now, settings))
+    async with runtime.pool.acquire() as lock:
+        if not await sql.try_lock_warm(lock, network):
+            return None
+        try:
+            async with runtime.unit_of_work(Tenant(network)) as uow:
+                changed = await sql.drop_stale(uow.conn, network, through)
+            # Late events come in runs (a backlog, a busy ward): a warm begun mid-run is lost.
+            quiet_since = now - timedelta(seconds=settings.warm_quiet_seconds)
+            if changed is None or changed > quiet_since:
+                return None
+            return await warm_network(runtime, network, now)
+        finally:
+            await sql.unlock_warm(lock, network)
 
 
 async def warm_published_results(runtime: Runtime) -> None:

@@ -80,8 +80,9 @@ async def _published(
     until: datetime,
     key: str,
     compute: results.Compute,
+    worth_keeping: results.Keep | None = None,
 ) -> Response:
-    """The result as stored for the caller's scope, or computed now (and stored)."""
+    """The result as stored for the caller's scope, or computed now (and stored if worth it)."""
     body = await results.published(
         runtime_of(request),
         principal.tenant,
@@ -89,6 +90,7 @@ async def _published(
         key,
         until,
         compute,
+        worth_keeping,
     )
     return Response(body, media_type="application/json")
 
@@ -128,6 +130,7 @@ async def measure_counts(
         scope.until,
         results.counts_key(name, dimension, scope),
         lambda uow: programme.timed(metrics, name, programme.counts(uow, name, dimension, scope)),
+        results.year_kept(scope),
     )
 
 
@@ -155,6 +158,7 @@ async def response_times(
         lambda uow: programme.timed(
             metrics, "response_times", programme.response_times(uow, dimension, scope)
         ),
+        results.year_kept(scope),
     )
 
 
@@ -175,6 +179,7 @@ def _yearly(
             scope.until,
             results.yearly_key(path.lstrip("/"), scope),
             lambda uow: programme.timed(metrics, name, compute(uow, scope)),
+            results.year_kept(scope),
         )
 
     return endpoint
@@ -233,6 +238,7 @@ async def training_coverage(
             "training_coverage",
             programme.training_coverage(uow, hospital_scope(principal), at, k),
         ),
+        None if month is None else results.rows_before(at),
     )
 
 
@@ -247,6 +253,7 @@ async def dashboard(
         scope.until,
         results.yearly_key("dashboard", scope),
         lambda uow: programme.dashboard(uow, scope, metrics),
+        results.year_kept(scope),
     )
 
 
@@ -286,6 +293,7 @@ async def outcomes(
             k=k,
             until=until,
         ),
+        results.answered(instrument, programme_name),
     )
 
 

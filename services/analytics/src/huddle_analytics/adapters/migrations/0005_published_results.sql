@@ -54,14 +54,19 @@ CREATE POLICY results_warmer ON result_version FOR SELECT
 
 -- Has the month of this instant ended? Counted from the end of the month, before the release's
 -- grace period (a few needless bumps in the grace hours), and ten minutes early, so that a
--- transaction still in flight as a month ends has bumped the version already.
+-- transaction still in flight as a month ends has bumped the version already. It calls built-ins
+-- only (pg_catalog comes first on any path), so it needs no search path and stays inlinable.
 CREATE FUNCTION result_month_ended(moment timestamptz) RETURNS boolean
     LANGUAGE sql STABLE AS $$
     SELECT moment <= date_trunc('month', clock_timestamp() + interval '10 minutes', 'UTC')
 $$;
 
+-- Every function below runs with the service's schema as its search path (the migration's, fixed
+-- at creation), whatever the path of the session whose write fires it.
+
 -- Once per network and transaction: a backfill of late rows moves the version once.
-CREATE FUNCTION bump_result_version(network text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION bump_result_version(network text) RETURNS void LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 DECLARE
     bumped text := coalesce(current_setting('huddle.results_bumped', true), '');
 BEGIN
@@ -76,7 +81,8 @@ END $$;
 
 -- A case counts in the month it was requested (requests, response times) and the month it was
 -- matched (referral rate, peer load); coverage reads it through its adverse event's month.
-CREATE FUNCTION support_case_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION support_case_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 DECLARE
     old_row support_case;
     new_row support_case;
@@ -96,7 +102,8 @@ END $$;
 
 -- A session counts in its own month, and keeps the follow-up an earlier session of its case
 -- planned, whatever that one's month.
-CREATE FUNCTION session_record_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION session_record_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 DECLARE
     changed session_record;
 BEGIN
@@ -112,7 +119,8 @@ BEGIN
 END $$;
 
 -- Rows read at one instant each: the referral's, the adverse event's, the survey answer's month.
-CREATE FUNCTION referral_record_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION referral_record_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP <> 'INSERT' AND result_month_ended(OLD.made_at)
        OR TG_OP <> 'DELETE' AND result_month_ended(NEW.made_at) THEN
@@ -121,7 +129,8 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION adverse_event_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION adverse_event_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP <> 'INSERT' AND result_month_ended(OLD.reported_at)
        OR TG_OP <> 'DELETE' AND result_month_ended(NEW.reported_at) THEN
@@ -131,7 +140,8 @@ BEGIN
 END $$;
 
 -- An answer's month is a date: the month has ended when its last instant has.
-CREATE FUNCTION survey_response_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION survey_response_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP <> 'INSERT' AND result_month_ended(
             (OLD.month + interval '1 month' - interval '1 microsecond') AT TIME ZONE 'UTC')
@@ -142,16 +152,30 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- A certification counts at every closed month's end between its start and its lapse.
-CREATE FUNCTION certification_period_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A certification counts at every closed month's end between its start and its lapse. A lapse
+-- alone changes the months from the earlier of its old and new instants on: a lapse now of a
+-- certification of years ago changes no closed month.
+CREATE FUNCTION certification_period_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 DECLARE
     old_row certification_period;
     new_row certification_period;
+    changed_from timestamptz;
 BEGIN
     old_row := CASE WHEN TG_OP = 'INSERT' THEN NEW ELSE OLD END;
     new_row := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-    IF result_month_ended(least(old_row.certified_at, old_row.lapsed_at,
-                                new_row.certified_at, new_row.lapsed_at)) THEN
+    IF TG_OP = 'UPDATE'
+       AND (old_row.network_id, old_row.peer, old_row.hospital_id, old_row.discipline,
+            old_row.certified_at, old_row.valid_until)
+           IS NOT DISTINCT FROM
+           (new_row.network_id, new_row.peer, new_row.hospital_id, new_row.discipline,
+            new_row.certified_at, new_row.valid_until) THEN
+        changed_from := least(old_row.lapsed_at, new_row.lapsed_at);
+    ELSE
+        changed_from := least(old_row.certified_at, old_row.lapsed_at,
+                              new_row.certified_at, new_row.lapsed_at);
+    END IF;
+    IF result_month_ended(changed_from) THEN
         PERFORM bump_result_version(new_row.network_id);
     END IF;
     RETURN NULL;
