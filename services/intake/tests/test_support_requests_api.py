@@ -185,3 +185,24 @@ async def test_a_colleague_who_referred_someone_sees_it_received_not_their_journ
         )
     ).json()
     assert worker["timeline"][0]["step"] == "requested"
+
+
+@pytest.mark.parametrize("urgency", ["routine", "crisis"])
+async def test_the_answer_to_a_request_shows_its_journey_as_committed(
+    intake: tuple[FastAPI, httpx.AsyncClient], local_issuer: LocalIssuer, urgency: str
+) -> None:
+    _, client = intake
+    me = f"emp-{uuid.uuid4().hex[:8]}"
+    created = await client.post(
+        "/v1/support-requests",
+        json={**BODY, "urgency": urgency},
+        headers=bearer(local_issuer, subject=me),
+    )
+    assert created.status_code == 201, created.text
+    read = await client.get(created.headers["location"], headers=bearer(local_issuer, subject=me))
+    answer, stored = created.json(), read.json()
+    assert (answer["status"], answer["timeline"]) == (stored["status"], stored["timeline"])
+    assert [step["step"] for step in answer["timeline"]] == (
+        ["requested"] if urgency == "routine" else ["requested", "referred_to_crisis_support"]
+    )
+    assert answer["status"] == ("requested" if urgency == "routine" else "referred")

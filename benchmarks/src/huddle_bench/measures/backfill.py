@@ -1,7 +1,585 @@
-"""Filled in by issue #6's next slice."""
+"""Goal #5: an incident system back-filling its reports onto the inbound topic, against a raw
+aiokafka consumer reading the same records.
+
+The reports are Huddle JSON documents as an incident system sends them (binary CloudEvents,
+tenant in ``ce_network``), seeded and distinct, about staff of a workforce directory provisioned
+through intake's CSV import. Intake runs in process: its FastAPI app's lifespan starts the real
+``Runtime`` (pool, consumer, schedulers) on a schema and consumer group of its own per run; its
+outbox relay is off, so the outbox keeps every event it wrote for the exactly-once count.
+"""
 
 from __future__ import annotations
 
-from huddle_bench.measure import Measure
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-MEASURES: tuple[Measure, ...] = ()
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from fastapi import FastAPI
+from huddle_contracts.cloudevents import CloudEvent, to_headers
+from huddle_contracts.events import AdverseEventReported, SupportRequested
+from huddle_contracts.topics import INBOUND_ADVERSE_EVENTS, all_topic_names, topic_configs
+from huddle_contracts.vocabulary import Discipline, EventClass, HarmCategory, HarmLevel
+from huddle_intake.application.directory_import import import_directory
+from huddle_intake.domain.outreach_policy import DEFAULT_POLICY
+from huddle_intake.entrypoints.inbound_reports import INBOUND_ADVERSE_EVENT
+from huddle_intake.service import DEFINITION as INTAKE
+from huddle_local.kafka import create_topics
+from huddle_runtime import database
+from huddle_runtime.auth import Principal, Role
+from huddle_runtime.consumer import EventConsumer
+from huddle_runtime.migrations import migrate_service
+from huddle_runtime.service import Runtime, build_app
+from huddle_runtime.settings import (
+    DatabaseSettings,
+    DeliverySettings,
+    KafkaSettings,
+    ServiceSettings,
+)
+from pydantic import SecretStr
+
+from huddle_bench.context import Context
+from huddle_bench.measure import Baseline, Measure
+from huddle_bench.model import Outcome, RunResult
+
+NETWORK = "bench-backfill"
+REPORTER = "/incident-system/bench-backfill"
+TOPIC = INBOUND_ADVERSE_EVENTS.name
+UNITS = ("icu", "ed", "theatre", "ward-a", "ward-b")
+# A year of incident reports: most cause no or little harm; few reach the outreach policy.
+HARM_WEIGHTS = {
+    HarmLevel.NONE: 45,
+    HarmLevel.MILD: 30,
+    HarmLevel.MODERATE: 15,
+    HarmLevel.SEVERE: 7,
+    HarmLevel.DEATH: 3,
+}
+CATEGORIES = {
+    HarmLevel.NONE: (HarmCategory.NEAR_MISS, HarmCategory.FALL, HarmCategory.OTHER),
+    HarmLevel.MILD: (HarmCategory.MEDICATION_ERROR, HarmCategory.FALL, HarmCategory.OTHER),
+    HarmLevel.MODERATE: (
+        HarmCategory.MEDICATION_ERROR,
+        HarmCategory.UNPLANNED_TRANSFER,
+        HarmCategory.VIOLENCE_AGAINST_STAFF,
+    ),
+    HarmLevel.SEVERE: (HarmCategory.SERIOUS_INJURY, HarmCategory.SERIOUS_SAFETY_EVENT),
+    HarmLevel.DEATH: (HarmCategory.UNEXPECTED_DEATH, HarmCategory.ROOT_CAUSE_ANALYSIS),
+}
+DISCIPLINES = (Discipline.NURSE,) * 5 + (Discipline.PHYSICIAN,) * 2 + (Discipline.ALLIED_HEALTH,)
+INVOLVED_WEIGHTS = {1: 55, 2: 30, 3: 15}
+UNKNOWN_STAFF_SHARE = 0.08  # agency and bank staff the directory does not know
+
+
+@dataclass(frozen=True)
+class BackfillParams:
+    reports: int
+    hospitals: int = 20
+    staff_per_unit: int = 20
+    batch_size: int = 500  # HUDDLE_DELIVERY_CONSUMER_BATCH_SIZE's default
+    timeout_s: float = 600.0
+
+
+# The goal's 1,000,000 reports at the rate measured here would take over an hour: the full run
+# takes 3 x 15,000 (within its 240 s at about 250 reports/s), smoke 2 x 1,500.
+BACKFILL = {
+    # Ten hospitals: the directory's import (pseudonyms, sealed profiles) is set-up, not timed.
+    False: BackfillParams(reports=15_000, hospitals=10),
+    True: BackfillParams(reports=1_500, hospitals=5),
+}
+GOAL_REPORTS = 1_000_000
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+
+@dataclass(frozen=True)
+class Staff:
+    ref: str
+    hospital_id: str
+    unit_id: str
+    discipline: Discipline
+    manager_ref: str | None
+
+
+def staff_directory(seed: int, params: BackfillParams) -> list[Staff]:
+    """Every unit's staff under its manager, each manager under the hospital's director."""
+    rng = random.Random(seed)
+    staff: list[Staff] = []
+    for h in range(params.hospitals):
+        hospital = f"hospital-{h:02d}"
+        director = f"DIR{h:02d}"
+        staff.append(Staff(director, hospital, UNITS[0], Discipline.ADMINISTRATOR, None))
+        for unit in UNITS:
+            manager = f"MGR{h:02d}{unit.upper().replace('-', '')}"
+            staff.append(Staff(manager, hospital, unit, Discipline.NURSE, director))
+            for n in range(params.staff_per_unit):
+                ref = f"E{h:02d}{UNITS.index(unit)}{n:03d}{rng.randrange(1000):03d}"
+                staff.append(Staff(ref, hospital, unit, rng.choice(DISCIPLINES), manager))
+    return staff
+
+
+def directory_csv(staff: Sequence[Staff]) -> str:
+    lines = ["staff_ref,hospital_id,unit_id,discipline,manager_ref"]
+    lines += [
+        f"{s.ref},{s.hospital_id},{s.unit_id},{s.discipline.value},{s.manager_ref or ''}"
+        for s in staff
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+@dataclass(frozen=True)
+class InboundReport:
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    involved: int
+    outreach: bool
+    """Whether intake's default outreach policy offers support to everyone involved."""
+
+
+def inbound_reports(seed: int, count: int, staff: Sequence[Staff]) -> Iterator[InboundReport]:
+    """``count`` distinct valid reports over a year, as an incident system publishes them."""
+    rng = random.Random(seed)
+    by_unit: dict[tuple[str, str], list[Staff]] = {}
+    for s in staff:
+        if s.manager_ref is not None:
+            by_unit.setdefault((s.hospital_id, s.unit_id), []).append(s)
+    units = sorted(by_unit)
+    harms, harm_weights = list(HARM_WEIGHTS), list(HARM_WEIGHTS.values())
+    sizes, size_weights = list(INVOLVED_WEIGHTS), list(INVOLVED_WEIGHTS.values())
+    year = datetime(2025, 1, 1, tzinfo=UTC)
+    for i in range(count):
+        hospital, unit = units[rng.randrange(len(units))]
+        harm = rng.choices(harms, harm_weights)[0]
+        categories = [rng.choice(CATEGORIES[harm])] if rng.random() < 0.6 else []
+        near_miss = HarmCategory.NEAR_MISS in categories
+        colleagues = rng.sample(by_unit[(hospital, unit)], rng.choices(sizes, size_weights)[0])
+        involved: list[dict[str, str]] = []
+        for person in colleagues:
+            if rng.random() < UNKNOWN_STAFF_SHARE:
+                involved.append(
+                    {
+                        "staff_ref": f"AGENCY{rng.getrandbits(40):010x}",
+                        "discipline": Discipline.NURSE.value,
+                        "manager_ref": person.manager_ref or "",
+                    }
+                )
+            else:
+                involved.append({"staff_ref": person.ref})
+        event_id = f"INC-{seed}-{i:07d}"
+        document = {
+            "reporter_event_id": event_id,
+            "hospital_id": hospital,
+            "unit_ids": [unit],
+            "event_class": (EventClass.NEAR_MISS if near_miss else EventClass.INCIDENT).value,
+            "harm_level": harm.value,
+            "categories": [c.value for c in categories],
+            "occurred_at": (year + timedelta(seconds=rng.randrange(365 * 86_400))).isoformat(),
+            "involved": involved,
+        }
+        value = json.dumps(document).encode()
+        cloud_event = CloudEvent(
+            id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            source=REPORTER,
+            type=INBOUND_ADVERSE_EVENT,
+            data=value,
+            time=year,
+            datacontenttype="application/json",
+            extensions={"network": NETWORK},
+        )
+        outreach = harm in DEFAULT_POLICY.harm_levels or bool(
+            DEFAULT_POLICY.categories.intersection(categories)
+        )
+        yield InboundReport(
+            event_id.encode(), value, to_headers(cloud_event), len(involved), outreach
+        )
+
+
+# --------------------------------------------------------------------------- the topic
+
+
+@dataclass(frozen=True)
+class Produced:
+    """Where the back-fill sits on the inbound topic, and what intake must make of it."""
+
+    start: dict[TopicPartition, int]
+    end: dict[TopicPartition, int]
+    reports: int
+    involved: int
+    outreach_reports: int
+    support_requests: int
+    record_bytes: int
+
+    @property
+    def on_topic(self) -> int:
+        return sum(self.end[tp] - self.start[tp] for tp in self.end)
+
+
+async def produce_once(ctx: Context, params: BackfillParams, staff: Sequence[Staff]) -> Produced:
+    """The reports onto the inbound topic with a raw producer, once per session."""
+    key = f"backfill:{params.reports}"
+    if key in ctx.cache:
+        produced: Produced = ctx.cache[key]
+        return produced
+    await create_topics(ctx.kafka(), all_topic_names(), configs=topic_configs())
+    producer = AIOKafkaProducer(
+        bootstrap_servers=ctx.kafka(), acks="all", enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    partitions = [TopicPartition(TOPIC, p) for p in await producer.partitions_for(TOPIC)]
+    start = await topic_offsets(ctx, partitions)
+    involved = outreach = requests = size = 0
+    try:
+        with ctx.task("producing inbound reports", params.reports) as bar:
+            deliveries = []
+            for n, report in enumerate(inbound_reports(ctx.seed, params.reports, staff), 1):
+                deliveries.append(
+                    await producer.send(
+                        TOPIC, value=report.value, key=report.key, headers=report.headers
+                    )
+                )
+                involved += report.involved
+                outreach += report.outreach
+                requests += report.involved if report.outreach else 0
+                size += len(report.key) + len(report.value)
+                size += sum(len(k) + len(v) for k, v in report.headers)
+                if len(deliveries) >= 10_000:
+                    await asyncio.gather(*deliveries)
+                    deliveries.clear()
+                    bar.update(n)
+            await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+    end = await topic_offsets(ctx, partitions)
+    produced = Produced(
+        start, end, params.reports, involved, outreach, requests, size // params.reports
+    )
+    if produced.on_topic != params.reports:
+        raise RuntimeError("another client wrote to the inbound topic during the back-fill")
+    ctx.cache[key] = produced
+    return produced
+
+
+async def topic_offsets(
+    ctx: Context, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=ctx.kafka(), isolation_level="read_committed")
+    await consumer.start()
+    try:
+        offsets: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        return offsets
+    finally:
+        await consumer.stop()
+
+
+# --------------------------------------------------------------------------- the measures
+
+
+# The raw consumer reads a small back-fill in milliseconds: it reads it this many records' worth
+# of times, so that its rate is not a timer's noise.
+RAW_RECORDS = 50_000
+
+
+async def raw_consume(ctx: Context, produced: Produced) -> float:
+    """Reports per second of a raw aiokafka consumer (read_committed, no group) reading the
+    back-fill (from its start, as often as it takes to read ``RAW_RECORDS``)."""
+    passes = max(1, RAW_RECORDS // produced.reports)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=ctx.kafka(),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(produced.start))
+        with ctx.task("raw consumer", produced.reports * passes) as bar:
+            started = time.perf_counter()
+            for _ in range(passes):
+                for tp, offset in produced.start.items():
+                    consumer.seek(tp, offset)
+                left = {tp: produced.end[tp] - produced.start[tp] for tp in produced.start}
+                while any(left.values()):
+                    for tp, records in (await consumer.getmany(timeout_ms=1_000)).items():
+                        ours = sum(r.offset < produced.end[tp] for r in records)
+                        left[tp] -= ours
+                        bar.advance(ours)
+            return produced.reports * passes / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def intake_settings(ctx: Context, service: str, params: BackfillParams) -> ServiceSettings:
+    return ServiceSettings(
+        service=service,
+        environment="test",
+        kafka=KafkaSettings(bootstrap_servers=ctx.kafka()),
+        database=DatabaseSettings(url=SecretStr(ctx.database())),
+        # The relay is goal #6's measure; here the outbox keeps what was written, to be counted.
+        delivery=DeliverySettings(relay_enabled=False, consumer_batch_size=params.batch_size),
+    )
+
+
+async def fresh_intake(ctx: Context, params: BackfillParams) -> ServiceSettings:
+    """A new schema and consumer group per run (the last run's schema dropped), whose group
+    starts where the back-fill does."""
+    run = ctx.cache["backfill_runs"] = ctx.cache.get("backfill_runs", 0) + 1
+    settings = intake_settings(ctx, f"backfill_{run}", params)
+    conn = await database.connect(settings)
+    try:
+        for schema in (f"backfill_{run - 1}", settings.schema_name):
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await conn.close()
+    await migrate_service(settings, INTAKE.migrations)
+    return settings
+
+
+async def start_group_at(ctx: Context, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Commit the group's offsets at the back-fill's start, so nothing older is replayed."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=ctx.kafka(), group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+
+
+async def provision(app: FastAPI, staff: Sequence[Staff]) -> None:
+    """The directory through intake's CSV import, as a network admin would load it."""
+    admin = Principal(
+        subject="bench-admin",
+        roles=frozenset({Role.NETWORK_ADMIN}),
+        network_id=NETWORK,
+        hospital_id=None,
+    )
+    await import_directory(
+        runtime=app.state.runtime,
+        keys=app.state.directory_keys,
+        principal=admin,
+        text=directory_csv(staff),
+    )
+
+
+@dataclass(frozen=True)
+class Effects:
+    inbox: int
+    adverse_events: int
+    distinct_reports: int
+    involved: int
+    support_requests: int
+    reported_events: int
+    requested_events: int
+
+
+async def effects(settings: ServiceSettings) -> Effects:
+    """What intake stored and wrote to its outbox (as the admin, who sees every tenant)."""
+    conn = await database.connect(settings)
+    try:
+        row = await conn.fetchrow(
+            """SELECT (SELECT count(*) FROM inbox) AS inbox,
+                      (SELECT count(*) FROM adverse_event) AS adverse_events,
+                      (SELECT count(DISTINCT reporter_event_digest) FROM adverse_event)
+                          AS distinct_reports,
+                      (SELECT count(*) FROM adverse_event_involved) AS involved,
+                      (SELECT count(*) FROM support_request) AS support_requests,
+                      (SELECT count(*) FILTER (WHERE headers @> $1::jsonb) FROM outbox)
+                          AS reported_events,
+                      (SELECT count(*) FILTER (WHERE headers @> $2::jsonb) FROM outbox)
+                          AS requested_events""",
+            json.dumps([["ce_type", AdverseEventReported.event_type]]),
+            json.dumps([["ce_type", SupportRequested.event_type]]),
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return Effects(**dict(row))
+
+
+@dataclass(frozen=True)
+class Timing:
+    seconds: float
+    cpu_seconds: float
+    """CPU this process (intake's runtime, its Kafka and PostgreSQL clients) spent meanwhile."""
+    half_s: float
+    """When half the reports were handled: does the rate hold as the tables grow?"""
+
+
+async def consume_all(
+    ctx: Context, runtime: Runtime, produced: Produced, params: BackfillParams
+) -> Timing:
+    """From the partitions' assignment until every report is handled."""
+    consumer = runtime.consumer
+    assert isinstance(consumer, EventConsumer)
+    deadline = time.perf_counter() + 60
+    while not consumer.assignment_seen:
+        if time.perf_counter() > deadline:
+            raise TimeoutError("intake's consumer was never assigned the inbound topic")
+        await asyncio.sleep(0.005)
+    with ctx.task("intake consuming", produced.reports) as bar:
+        started, cpu = time.perf_counter(), time.process_time()
+        deadline = started + params.timeout_s
+        half_s = 0.0
+        while (done := consumer.handled + consumer.duplicates + consumer.dead_lettered) < (
+            produced.reports
+        ):
+            if runtime.failure is not None:
+                raise RuntimeError(runtime.failure)
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"intake handled {done} of {produced.reports} reports")
+            if not half_s and done * 2 >= produced.reports:
+                half_s = time.perf_counter() - started
+            bar.update(done)
+            await asyncio.sleep(0.01)
+        seconds = time.perf_counter() - started
+        return Timing(seconds, time.process_time() - cpu, half_s or seconds / 2)
+
+
+async def backfill(ctx: Context) -> RunResult:
+    params = BACKFILL[ctx.smoke]
+    staff = staff_directory(ctx.seed, params)
+    produced = await produce_once(ctx, params, staff)
+    raw_rate = await raw_consume(ctx, produced)
+
+    settings = await fresh_intake(ctx, params)
+    await start_group_at(ctx, settings.consumer_group, produced.start)
+    # The consumer waits until the directory is in: reports about unknown staff are no test.
+    app = build_app(INTAKE, settings.model_copy(update={"delivery": _held(settings)}))
+    async with app.router.lifespan_context(app):
+        await provision(app, staff)
+    app = build_app(INTAKE, settings)
+    async with app.router.lifespan_context(app):
+        runtime: Runtime = app.state.runtime
+        timing = await consume_all(ctx, runtime, produced, params)
+        assert runtime.consumer is not None
+        duplicates = runtime.consumer.duplicates
+        dead_lettered = runtime.consumer.dead_lettered
+        batches = runtime.consumer.batches
+    found = await effects(settings)
+    n = produced.reports
+    return RunResult(
+        metrics={
+            "reports_per_s": n / timing.seconds,
+            "seconds": timing.seconds,
+            "ms_per_report": timing.seconds * 1000 / n,
+            "cpu_ms_per_report": timing.cpu_seconds * 1000 / n,
+            # The second half's rate over the first's: about 1 when tables growing cost nothing.
+            "late_to_early_rate": timing.half_s / max(timing.seconds - timing.half_s, 1e-9),
+            "raw_reports_per_s": raw_rate,
+            "reports": n,
+            "support_requests": found.support_requests,
+            "outreach_share": produced.outreach_reports / n,
+            "involved_per_report": produced.involved / n,
+            "reports_per_transaction": n / max(batches, 1),
+            "batch_size": params.batch_size,
+            "record_bytes": produced.record_bytes,
+        },
+        checks={
+            "every report handled once (inbox = N, none redelivered, none dead-lettered)": (
+                found.inbox == n and duplicates == 0 and dead_lettered == 0
+            ),
+            "one adverse event per report, none twice": (
+                found.adverse_events == found.distinct_reports == n
+            ),
+            "one AdverseEventReported in the outbox per report": found.reported_events == n,
+            "everyone involved recorded once": found.involved == produced.involved,
+            "one support request and one SupportRequested per person offered outreach": (
+                found.support_requests == found.requested_events == produced.support_requests
+            ),
+        },
+    )
+
+
+def _held(settings: ServiceSettings) -> DeliverySettings:
+    return settings.delivery.model_copy(update={"consumer_enabled": False})
+
+
+# --------------------------------------------------------------------------- registry
+
+GOAL_REPORTS_PER_S = 5_000.0
+
+
+def _met(o: Outcome) -> bool | None:
+    rate = o.metrics.get("reports_per_s")
+    if rate is None:
+        return None
+    return rate.median >= GOAL_REPORTS_PER_S and o.checks_ok
+
+
+def _limits(o: Outcome) -> list[str]:
+    m = {k: v.median for k, v in o.metrics.items()}
+    needed = ("reports_per_s", "ms_per_report", "cpu_ms_per_report", "reports_per_transaction")
+    if not all(k in m for k in needed) or m["reports_per_s"] >= GOAL_REPORTS_PER_S:
+        return []
+    rate, wall, cpu = m["reports_per_s"], m["ms_per_report"], m["cpu_ms_per_report"]
+    return [
+        f"{rate:,.0f} reports/s is {rate / GOAL_REPORTS_PER_S:.0%} of the goal: "
+        f"{GOAL_REPORTS:,} reports would take {GOAL_REPORTS / rate / 60:,.0f} min. Each report "
+        f"costs {wall:.2f} ms, of which {cpu:.2f} ms is CPU in intake's process, so one "
+        f"process could not pass {1000 / cpu:,.0f} reports/s even if it never waited; the "
+        "rest is waiting on PostgreSQL.",
+        "The fsync is no longer the cost: the consumer now handles a partition's fetched "
+        f"records in one transaction (about {m['reports_per_transaction']:,.0f} reports per "
+        "commit here), without savepoints unless a record fails, reading which events its "
+        "inbox already holds in one query and writing the batch's inbox and outbox rows in one "
+        "statement each, with the partitions of a fetch side by side on their own "
+        "connections. One transaction per record, as before (HUDDLE_DELIVERY_CONSUMER_BATCH_"
+        "SIZE=1), ran at a tenth of the batches' rate (46 against 461 reports/s over 1,500 "
+        "reports, minutes apart, when the batches were written).",
+        "What limits it now is round trips, in waiting and in CPU alike: intake's use case is "
+        "written per report, and a report still costs about 10 round trips to PostgreSQL "
+        "(cProfile at 3,000 reports; 100 to 300 µs of `socket.send` each on this loaded 2-core "
+        "VM): the report's advisory lock, the look-up of an earlier report with the same id, "
+        "the outreach policies, one directory query per person involved (person and "
+        "reporting line now in one), the adverse event, its involved rows and, when outreach "
+        "is due, per person a support request, a journey step and a manager prompt. The rest "
+        "of the CPU is pydantic validation of each report and of the events, and the HMACs of "
+        "the pseudonyms and digests (each network's secret is now derived once, not per "
+        "pseudonym).",
+        "What would reach the goal: a batch form of the use case (one query resolving the "
+        "whole batch's staff, one reading its earlier reports and the policies, one multi-row "
+        "insert per table), so that 500 reports cost tens of round trips, not thousands.",
+    ]
+
+
+MEASURES: tuple[Measure, ...] = (
+    Measure(
+        name="backfill",
+        title="Back-fill of inbound adverse-event reports (intake's consumer, in process)",
+        kind="goal",
+        needs=frozenset({"kafka", "postgres"}),
+        run=backfill,
+        about=(
+            "An incident system back-fills a year of reports onto `huddle.inbound.adverse-"
+            "events.v1` (raw aiokafka producer, acks=all; Huddle JSON documents in binary "
+            "CloudEvents, seeded and distinct: 10 hospitals of 5 units (smoke: 5), 1 to 3 staff "
+            "involved, 8% unknown to the directory, about 15% reaching the default outreach "
+            "policy). Intake runs in process (its app's lifespan: the real `Runtime`, consumer "
+            "and schedulers; relay off) on a fresh schema, directory and consumer group per run, "
+            "and is timed from its partitions' assignment until every report is handled: de-"
+            "identified, stored, policy applied, outreach written, inbox and outbox rows, exactly"
+            " once. Baseline: a raw aiokafka consumer (read_committed) reading the same records "
+            "in the same run. Full: 3 runs of 15,000 reports (smoke: 2 of 1,500); the goal's "
+            "1,000,000 is not replayed, since at the rate measured it takes over an hour; "
+            "`late_to_early_rate` (the second half's rate over the first's) shows whether the "
+            "rate would hold as the tables grow."
+        ),
+        headline="reports_per_s",
+        headline_label="throughput",
+        unit="reports/s",
+        goal_id="#5",
+        goal="1,000,000 inbound reports: ≥ 5,000 reports/s, zero loss, exactly once",
+        baseline=Baseline(None, "raw_reports_per_s", "raw aiokafka consumer"),
+        ratio_label="intake ÷ raw consumer",
+        judge=_met,
+        explain=_limits,
+    ),
+)

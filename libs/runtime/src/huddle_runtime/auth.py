@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -12,6 +14,7 @@ from typing import Annotated, Any, Protocol
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jwt.utils import base64url_decode
 
 from huddle_runtime.problems import Problem
 from huddle_runtime.settings import AuthSettings
@@ -75,16 +78,18 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str) -> Principal:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise Unauthorized(f"malformed bearer token: {exc}") from exc
-        algorithm = header.get("alg")
+        header = _unverified_header(token)
+        algorithm, kid = header.get("alg"), header.get("kid")
         if algorithm not in self._settings.algorithms:
             raise Unauthorized(f"token algorithm {algorithm!r} is not accepted")
+        if not isinstance(kid, str):
+            raise Unauthorized(f"token signing key is not known: no key id {kid!r}")
         try:
-            # Key look-up may do blocking IO (urllib, file); keep it off the event loop.
-            key = await asyncio.to_thread(self._keys.signing_key, header.get("kid"), token)
+            # Fetching keys does blocking IO (urllib, file): off the event loop, when not cached.
+            key = self._keys.cached(kid)
+            if key is None:
+                key = await asyncio.to_thread(self._keys.signing_key, kid)
+            # The one full parse: signature, algorithm allow-list, header and every claim.
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key.key,
@@ -107,37 +112,73 @@ class TokenVerifier:
         return _principal(claims)
 
 
+def _unverified_header(token: str) -> dict[str, Any]:
+    """Only the header, to choose the key: ``jwt.decode`` parses and checks it all again."""
+    try:
+        header = json.loads(base64url_decode(token.split(".", 1)[0]))
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise Unauthorized(f"malformed bearer token: {exc}") from exc
+    if not isinstance(header, dict):
+        raise Unauthorized("malformed bearer token: the header is not a JSON object")
+    return header
+
+
 class _KeySource(Protocol):
-    def signing_key(self, kid: str | None, token: str) -> jwt.PyJWK: ...
+    def cached(self, kid: str) -> jwt.PyJWK | None:
+        """The key if it is known and fresh, without any IO; ``None`` means ask ``signing_key``."""
+
+    def signing_key(self, kid: str) -> jwt.PyJWK:
+        """The key, fetching the JWKS if needed (blocking IO)."""
 
 
 class _JwksEndpoint:
-    """An https JWKS, cached and refetched when a new key id appears (key rotation)."""
+    """An https JWKS, cached for five minutes and refetched when a new key id appears (key
+    rotation); a key removed from the JWKS is refused once the cached set expires."""
 
     def __init__(self, url: str | None) -> None:
         assert url is not None
-        self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300)
+        self._client = jwt.PyJWKClient(url, cache_keys=False, lifespan=300)
 
-    def signing_key(self, kid: str | None, token: str) -> jwt.PyJWK:
-        return self._client.get_signing_key_from_jwt(token)
+    def cached(self, kid: str) -> jwt.PyJWK | None:
+        cache = self._client.jwk_set_cache
+        keys = cache.get() if cache is not None else None
+        if keys is None:
+            return None
+        signing = [k for k in keys.keys if k.public_key_use in ("sig", None)]
+        return self._client.match_kid(signing, kid)
+
+    def signing_key(self, kid: str) -> jwt.PyJWK:
+        return self._client.get_signing_key(kid)
+
+
+# How long a JWKS file's keys are trusted before its modification time is looked at again.
+FILE_RECHECK_SECONDS = 1.0
 
 
 class _JwksFile:
-    """A JWKS file, re-read when it changes (a rotated mounted secret)."""
+    """A JWKS file, re-read when it changes (a rotated mounted secret): a new key id is looked
+    up at once, a removed key is refused within ``FILE_RECHECK_SECONDS``."""
 
     def __init__(self, path: str | None) -> None:
         assert path is not None
         self._path = Path(path)
         self._mtime = -1.0
+        self._checked_at = -FILE_RECHECK_SECONDS
         self._keys: dict[str, jwt.PyJWK] = {}
 
-    def signing_key(self, kid: str | None, token: str) -> jwt.PyJWK:
+    def cached(self, kid: str) -> jwt.PyJWK | None:
+        if time.monotonic() - self._checked_at >= FILE_RECHECK_SECONDS:
+            return None
+        return self._keys.get(kid)
+
+    def signing_key(self, kid: str) -> jwt.PyJWK:
         mtime = self._path.stat().st_mtime
         if mtime != self._mtime:
             keys = jwt.PyJWKSet.from_json(self._path.read_text()).keys
             self._keys = {k.key_id: k for k in keys if k.key_id}
             self._mtime = mtime
-        if kid is None or kid not in self._keys:
+        self._checked_at = time.monotonic()
+        if kid not in self._keys:
             raise jwt.PyJWKClientError(f"no key with kid {kid!r} in the JWKS")
         return self._keys[kid]
 

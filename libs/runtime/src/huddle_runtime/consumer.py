@@ -1,8 +1,13 @@
 """Idempotent consumer: inbox row and effects in one transaction, offsets committed after it.
 
-A record that cannot be decoded, has no handler, or keeps failing goes to ``<topic>.dlt`` with
-the reason and its original coordinates in headers, and the consumer moves on. Infrastructure
-failures (database or broker unreachable) are retried without limit: nothing is dropped for them.
+The records of a fetched partition batch (at most ``batch_size``) share one transaction, so one
+fsync: their inbox rows, effects and outbox rows commit together, and the Kafka offsets are
+committed once the transaction has. If a record fails, the batch is rolled back and done again
+with each record in a savepoint, so that only that record is left out. A record that cannot be
+decoded, has no handler, or keeps failing goes to ``<topic>.dlt`` with the reason and its
+original coordinates in headers, and the consumer moves on; the others of its batch are not lost
+with it. Infrastructure failures (database or broker unreachable) are retried without limit:
+nothing is dropped for them.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -29,8 +34,9 @@ from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from huddle_runtime.metrics import Metrics
-from huddle_runtime.tenancy import Tenant
-from huddle_runtime.unit_of_work import UnitOfWork, unit_of_work
+from huddle_runtime.outbox import OutboxMessage, add_to_outbox, outbox_message
+from huddle_runtime.tenancy import Tenant, apply_tenant
+from huddle_runtime.unit_of_work import UnitOfWork, unit_of_work_on
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("huddle.consumer")
@@ -85,11 +91,61 @@ class _Interrupted(Exception):
     """The consumer is stopping mid-retry: leave the record uncommitted for redelivery."""
 
 
-COMMIT_INTERVAL_SECONDS = 2.0
+DEFAULT_BATCH_SIZE = 500
+
+_INBOX_SQL = """INSERT INTO inbox (consumer, source, event_id, event_type, topic,
+                                  kafka_partition, kafka_offset)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT DO NOTHING RETURNING true"""
+# A batch reads which of its events the inbox already holds in one query, and writes its new
+# rows in one statement at its end, with no ON CONFLICT: an event another consumer recorded
+# meanwhile makes that statement fail, and the batch is then done again one record at a time.
+_INBOX_HELD_SQL = """SELECT source, event_id FROM inbox
+                      WHERE consumer = $1 AND (source, event_id) IN
+                            (SELECT * FROM unnest($2::text[], $3::text[]))"""
+_INBOX_ROWS_SQL = """INSERT INTO inbox (consumer, source, event_id, event_type, topic,
+                                       kafka_partition, kafka_offset)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)"""
 
 
 class PermanentFailure(Exception):
     """Raised by a handler for a message that can never succeed: dead-letter it at once."""
+
+
+class _RecordFailed(Exception):
+    """A record of a batch run without savepoints failed: run the batch again with them."""
+
+
+class _Undecodable(Exception):
+    """The record can never reach a handler; ``reason`` goes with it to the dead-letter topic."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _dedup_key(record: ConsumerRecord) -> tuple[str, str] | None:
+    headers = dict(record.headers or ())
+    source, event_id = headers.get("ce_source"), headers.get("ce_id")
+    if source is None or event_id is None:
+        return None
+    return source.decode(errors="replace"), event_id.decode(errors="replace")
+
+
+def _undecodable_reason(exc: Exception) -> str:
+    if isinstance(exc, _Undecodable):
+        return exc.reason
+    log.exception("unexpected failure decoding a record")
+    return f"unexpected failure: {failure_reason(exc)}"
+
+
+def _permanent_reason(exc: BaseException) -> str | None:
+    """The dead-letter reason of a failure no retry can fix; None for any other failure."""
+    if isinstance(exc, PermanentFailure):
+        return f"permanent failure: {exc}"
+    if isinstance(exc, DETERMINISTIC_ERRORS):
+        return f"permanent failure: {failure_reason(exc)}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -100,6 +156,36 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return float(min(self.backoff_max_seconds, self.backoff_seconds * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """A record ready for its handler: the event, its tenant and the work to run."""
+
+    cloud_event: CloudEvent
+    tenant: Tenant
+    work: Callable[[UnitOfWork], Awaitable[None]]
+
+
+@dataclass
+class _BatchInbox:
+    """The inbox as a batch run without savepoints sees it."""
+
+    held: set[tuple[str, str]]
+    """(source, id) of the events already handled, the batch's own included as it goes."""
+    rows: list[tuple[str, str, str, str, str, int, int]] = field(default_factory=list)
+
+
+@dataclass
+class _BatchOutcome:
+    """What one transaction over a batch did; reported only once it has committed."""
+
+    finished: int = 0
+    """Leading records of the batch that are done (handled, duplicate, ignored, to dead-letter)."""
+    handled: list[tuple[str, str, float]] = field(default_factory=list)
+    dead_letters: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+    retry: tuple[ConsumerRecord, BaseException] | None = None
+    """The record that failed in a way a retry may fix; handled alone after the commit."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -132,6 +218,7 @@ class EventConsumer:
         metrics: Metrics,
         retry: RetryPolicy,
         raw_handlers: Mapping[str, RawHandler] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         self._consumer = consumer
         self._producer = producer
@@ -143,12 +230,15 @@ class EventConsumer:
         self._raw_handlers = dict(raw_handlers or {})
         self._metrics = metrics
         self._retry = retry
+        self._batch_size = batch_size
         self._stopping = asyncio.Event()
         self.processing = asyncio.Lock()
         self.assignment_seen = False
         self.handled = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        self.batches = 0
+        """Batch transactions committed."""
 
     @property
     def ready(self) -> bool:
@@ -173,33 +263,27 @@ class EventConsumer:
             if not batches:
                 continue
             async with self.processing:
-                for tp, records in batches.items():
-                    if self._stopping.is_set():
-                        break
-                    if tp not in self._consumer.assignment():
-                        continue  # revoked while we waited; its new owner will read it
-                    await self._process_partition(tp, records)
+                # Revoked while we waited: its new owner will read it.
+                assigned = self._consumer.assignment()
+                owned = [(tp, rs) for tp, rs in batches.items() if tp in assigned]
+                # Partitions side by side, each on a connection of its own: a batch spends most
+                # of its time waiting on database round trips, and partitions share no order.
+                async with asyncio.TaskGroup() as partitions:
+                    for tp, records in owned:
+                        partitions.create_task(self._process_partition(tp, records))
 
     async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         self._report_lag(tp, records[0].offset)
-        pending: int | None = None
-        last_commit = time.monotonic()
-        for record in records:
-            if self._stopping.is_set():
-                break
-            try:
-                dead_lettered = await self._process(record)
-            except _Interrupted:
-                break
-            pending = record.offset + 1
-            # Commit often enough that a slow batch never outlives the poll interval, and at
-            # once after a dead letter so that it is not sent twice after a rebalance.
-            if dead_lettered or time.monotonic() - last_commit > COMMIT_INTERVAL_SECONDS:
-                if not await self._commit(tp, pending):
-                    return
-                pending, last_commit = None, time.monotonic()
-        if pending is not None:
-            await self._commit(tp, pending)
+        done = 0
+        while done < len(records) and not self._stopping.is_set():
+            batch = records[done : done + self._batch_size]
+            finished = await self._process_batch(batch)
+            if finished == 0:
+                return  # stopping mid-retry: the batch is redelivered
+            done += finished
+            # After the database commit (and any dead letter's acknowledgement), never before.
+            if not await self._commit(tp, records[done - 1].offset + 1):
+                return
 
     async def _commit(self, tp: TopicPartition, next_offset: int) -> bool:
         try:
@@ -218,11 +302,184 @@ class EventConsumer:
                 max(0, highwater - position)
             )
 
-    async def _process(self, record: ConsumerRecord) -> bool:
-        """Handle or dead-letter one record; True when it was dead-lettered."""
+    async def _process_batch(self, records: list[ConsumerRecord]) -> int:
+        """Handle the leading records of ``records`` in one transaction; how many are done.
+
+        First without savepoints (the savepoint, the tenant scope, the inbox row and the outbox
+        rows are round trips saved per record); if any record fails, that transaction is rolled
+        back whole and the batch is done again, each record in a savepoint, so that only the
+        failed record is left out.
+        """
+        isolated = False
+        while True:
+            try:
+                outcome = await self._try_batch(records, isolated=isolated)
+            except _Interrupted:
+                return 0
+            except _RecordFailed:
+                isolated = True
+                continue
+            except Exception as exc:
+                if not is_infrastructure_failure(exc):
+                    # Refused as a whole (at commit, say, by a deferred constraint): no savepoint
+                    # can tell which record did it, so each gets a transaction of its own.
+                    log.warning("batch refused; one record at a time", error=failure_reason(exc))
+                    return await self._process_one_by_one(records)
+                # Not the messages' fault: nothing of the batch is left; wait and do it again.
+                log.warning("infrastructure failure; retrying the batch", error=failure_reason(exc))
+                try:
+                    await self._pause(self._retry.delay(3))
+                except _Interrupted:
+                    return 0
+                continue
+            break
+        self.batches += 1
+        for event_type, result, seconds in outcome.handled:
+            self._metrics.handler_seconds.labels(event_type).observe(seconds)
+            self._metrics.events_handled.labels(event_type, result).inc()
+            self.handled += result == "handled"
+            self.duplicates += result == "duplicate"
+        for record, reason in outcome.dead_letters:
+            await self._dead_letter(record, reason)
+        if outcome.retry is None:
+            return outcome.finished
+        failed, error = outcome.retry
+        log.warning("handler failed", attempt=1, error=failure_reason(error))
+        try:
+            await self._pause(self._retry.delay(1))
+            await self._process(failed, attempts_made=1)
+        except _Interrupted:
+            return outcome.finished
+        return outcome.finished + 1
+
+    async def _process_one_by_one(self, records: list[ConsumerRecord]) -> int:
+        for done, record in enumerate(records):
+            try:
+                await self._process(record)
+            except _Interrupted:
+                return done
+        return len(records)
+
+    async def _try_batch(self, records: list[ConsumerRecord], *, isolated: bool) -> _BatchOutcome:
+        """One transaction. ``isolated``: each record in a savepoint, so a failed one is rolled
+        back alone; otherwise a failed record rolls the whole batch back (``_RecordFailed``).
+
+        Dead letters and counters wait in the outcome until the commit: if the batch is rolled
+        back, nothing of it has been said anywhere.
+        """
+        outcome = _BatchOutcome()
+        outbox: list[OutboxMessage] = []
+        scoped: list[Tenant] = []  # the tenant the transaction is scoped to, once set
+        async with self._pool.acquire() as conn, conn.transaction():
+            inbox = None if isolated else await self._inbox_for(conn, records)
+            for record in records:
+                with self._span(record) as span:
+                    try:
+                        decoded = self._decode(record, span)
+                    except Exception as exc:
+                        reason = _undecodable_reason(exc)
+                        span.set_status(Status(StatusCode.ERROR, reason))
+                        outcome.dead_letters.append((record, reason))
+                        outcome.finished += 1
+                        continue
+                    if decoded is None:
+                        outcome.finished += 1
+                        continue
+                    started = time.perf_counter()
+                    try:
+                        if inbox is None:
+                            result = await self._handle_on(conn, record, decoded)
+                        else:
+                            if scoped != [decoded.tenant]:
+                                await apply_tenant(conn, decoded.tenant)
+                                scoped[:] = [decoded.tenant]
+                            result = await self._handle_unisolated(
+                                conn, record, decoded, inbox, outbox
+                            )
+                    except Exception as exc:
+                        if not isolated and not is_infrastructure_failure(exc):
+                            raise _RecordFailed from exc
+                        permanent = _permanent_reason(exc)
+                        if permanent is None:
+                            if is_infrastructure_failure(exc):
+                                raise  # the whole batch rolls back and is tried again
+                            outcome.retry = (record, exc)
+                            break  # commit what came before it; retry it alone after
+                        span.set_status(Status(StatusCode.ERROR, permanent))
+                        outcome.dead_letters.append((record, permanent))
+                        outcome.finished += 1
+                        continue
+                    outcome.handled.append(
+                        (decoded.cloud_event.type, result, time.perf_counter() - started)
+                    )
+                    outcome.finished += 1
+            if inbox is not None and inbox.rows:
+                await conn.executemany(_INBOX_ROWS_SQL, inbox.rows)
+            await add_to_outbox(conn, outbox)
+        return outcome
+
+    async def _inbox_for(
+        self, conn: asyncpg.Connection, records: list[ConsumerRecord]
+    ) -> _BatchInbox:
+        """Which of the batch's events the inbox holds, read by their CloudEvent headers (a
+        record without them is dead-lettered before it is looked for)."""
+        keys = [key for record in records if (key := _dedup_key(record)) is not None]
+        rows = await conn.fetch(
+            _INBOX_HELD_SQL, self._group_id, [k[0] for k in keys], [k[1] for k in keys]
+        )
+        return _BatchInbox({(row["source"], row["event_id"]) for row in rows})
+
+    async def _handle_unisolated(
+        self,
+        conn: asyncpg.Connection,
+        record: ConsumerRecord,
+        decoded: _Decoded,
+        inbox: _BatchInbox,
+        outbox: list[OutboxMessage],
+    ) -> str:
+        """``_handle_on`` without its savepoint and tenant scoping (the batch sets it when it
+        changes); its inbox and outbox rows join the batch's, written at its end."""
+        ce = decoded.cloud_event
+        if (ce.source, ce.id) in inbox.held:
+            return "duplicate"
+        inbox.held.add((ce.source, ce.id))
+        uow = UnitOfWork(conn, decoded.tenant)
+        await decoded.work(uow)
+        inbox.rows.append(
+            (
+                self._group_id,
+                ce.source,
+                ce.id,
+                ce.type,
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+        )
+        # Here, inside the record's span, so each event carries its own trace.
+        outbox.extend(outbox_message(e, source=self._source) for e in uow.events)
+        return "handled"
+
+    async def _record_in_inbox(
+        self, conn: asyncpg.Connection, record: ConsumerRecord, cloud_event: CloudEvent
+    ) -> bool:
+        """True when the event was not in the inbox (and now is): its first delivery."""
+        inserted = await conn.fetchval(
+            _INBOX_SQL,
+            self._group_id,
+            cloud_event.source,
+            cloud_event.id,
+            cloud_event.type,
+            record.topic,
+            record.partition,
+            record.offset,
+        )
+        return bool(inserted)
+
+    def _span(self, record: ConsumerRecord) -> contextlib.AbstractContextManager[trace.Span]:
         headers = list(record.headers or ())
         context = extract({k: (v or b"").decode(errors="replace") for k, v in headers})
-        with tracer.start_as_current_span(
+        return tracer.start_as_current_span(
             f"{record.topic} process",
             context=context,
             kind=SpanKind.CONSUMER,
@@ -233,9 +490,14 @@ class EventConsumer:
                 "messaging.kafka.message.offset": record.offset,
                 "messaging.consumer.group.name": self._group_id,
             },
-        ) as span:
+        )
+
+    async def _process(self, record: ConsumerRecord, *, attempts_made: int = 0) -> bool:
+        """Handle or dead-letter one record in a transaction of its own; True when it was
+        dead-lettered. ``attempts_made``: failed attempts it already had in a batch."""
+        with self._span(record) as span:
             try:
-                reason = await self._handle(record, span)
+                reason = await self._handle(record, span, attempts_made)
             except _Interrupted:
                 raise
             except Exception as exc:  # a record must never stop the consumer: dead-letter it
@@ -247,50 +509,65 @@ class EventConsumer:
             await self._dead_letter(record, reason)
             return True
 
-    async def _handle(self, record: ConsumerRecord, span: trace.Span) -> str | None:
-        """Run the handler with retries; the reason to dead-letter, or None when done."""
+    def _decode(self, record: ConsumerRecord, span: trace.Span) -> _Decoded | None:
+        """The record ready for its handler; None for an event this consumer ignores."""
         try:
             cloud_event = from_record(record.headers, record.value)
-            span.set_attribute("messaging.message.id", cloud_event.id)
-            raw = self._raw_handlers.get(cloud_event.type)
-            handler = self._handlers.get(cloud_event.type)
-            if raw is not None:
-                network = cloud_event.extensions.get(NETWORK_EXTENSION, "")
-                if not _NETWORK.fullmatch(network):
-                    return "inbound event has no valid ce_network extension naming its network"
-                tenant = Tenant(network_id=network)
-
-                def work(uow: UnitOfWork) -> Awaitable[None]:
-                    assert raw is not None
-                    return raw(uow, cloud_event)
-
-            elif handler is not None:
-                event = decode_event(cloud_event)
-                tenant = Tenant(network_id=event.network_id)
-
-                def work(uow: UnitOfWork) -> Awaitable[None]:
-                    assert handler is not None
-                    return handler(uow, event, cloud_event)
-
-            elif cloud_event.type in EVENT_TYPES:
-                # Another event on a shared topic (e.g. SessionCompleted beside CaseClosed).
-                self._metrics.events_handled.labels(cloud_event.type, "ignored").inc()
-                return None
-            else:
-                return f"unknown event type {cloud_event.type!r} (no contract in this version)"
         except CloudEventError as exc:
-            return f"undecodable: {exc}"
-        attempt = 0
+            raise _Undecodable(f"undecodable: {exc}") from None
+        span.set_attribute("messaging.message.id", cloud_event.id)
+        raw = self._raw_handlers.get(cloud_event.type)
+        handler = self._handlers.get(cloud_event.type)
+        if raw is not None:
+            network = cloud_event.extensions.get(NETWORK_EXTENSION, "")
+            if not _NETWORK.fullmatch(network):
+                raise _Undecodable(
+                    "inbound event has no valid ce_network extension naming its network"
+                )
+
+            def work(uow: UnitOfWork) -> Awaitable[None]:
+                assert raw is not None
+                return raw(uow, cloud_event)
+
+            return _Decoded(cloud_event, Tenant(network_id=network), work)
+        if handler is not None:
+            try:
+                event = decode_event(cloud_event)
+            except CloudEventError as exc:
+                raise _Undecodable(f"undecodable: {exc}") from None
+
+            def handle(uow: UnitOfWork) -> Awaitable[None]:
+                assert handler is not None
+                return handler(uow, event, cloud_event)
+
+            return _Decoded(cloud_event, Tenant(network_id=event.network_id), handle)
+        if cloud_event.type in EVENT_TYPES:
+            # Another event on a shared topic (e.g. SessionCompleted beside CaseClosed).
+            self._metrics.events_handled.labels(cloud_event.type, "ignored").inc()
+            return None
+        raise _Undecodable(f"unknown event type {cloud_event.type!r} (no contract in this version)")
+
+    async def _handle(
+        self, record: ConsumerRecord, span: trace.Span, attempts_made: int = 0
+    ) -> str | None:
+        """Run the handler with retries; the reason to dead-letter, or None when done."""
+        try:
+            decoded = self._decode(record, span)
+        except _Undecodable as exc:
+            return exc.reason
+        if decoded is None:
+            return None
+        attempt = attempts_made
         while True:
             attempt += 1
             started = time.perf_counter()
             try:
-                outcome = await self._handle_once(record, cloud_event, tenant, work)
-            except PermanentFailure as exc:
-                return f"permanent failure: {exc}"
-            except DETERMINISTIC_ERRORS as exc:
-                return f"permanent failure: {failure_reason(exc)}"
+                async with self._pool.acquire() as conn:
+                    outcome = await self._handle_on(conn, record, decoded)
             except Exception as exc:
+                reason = _permanent_reason(exc)
+                if reason is not None:
+                    return reason
                 if is_infrastructure_failure(exc):
                     # Not the message's fault: keep it, wait, try again (never dead-letter it).
                     attempt -= 1
@@ -299,7 +576,7 @@ class EventConsumer:
                     continue
                 log.warning(
                     "handler failed",
-                    event_type=cloud_event.type,
+                    event_type=decoded.cloud_event.type,
                     attempt=attempt,
                     error=failure_reason(exc),
                 )
@@ -307,38 +584,23 @@ class EventConsumer:
                     return f"handler failed {attempt} times: {failure_reason(exc)}"
                 await self._pause(self._retry.delay(attempt))
                 continue
-            self._metrics.handler_seconds.labels(cloud_event.type).observe(
+            self._metrics.handler_seconds.labels(decoded.cloud_event.type).observe(
                 time.perf_counter() - started
             )
-            self._metrics.events_handled.labels(cloud_event.type, outcome).inc()
+            self._metrics.events_handled.labels(decoded.cloud_event.type, outcome).inc()
+            self.handled += outcome == "handled"
+            self.duplicates += outcome == "duplicate"
             return None
 
-    async def _handle_once(
-        self,
-        record: ConsumerRecord,
-        cloud_event: CloudEvent,
-        tenant: Tenant,
-        work: Callable[[UnitOfWork], Awaitable[None]],
+    async def _handle_on(
+        self, conn: asyncpg.Connection, record: ConsumerRecord, decoded: _Decoded
     ) -> str:
-        async with unit_of_work(self._pool, tenant, source=self._source) as uow:
-            inserted = await uow.conn.fetchval(
-                """INSERT INTO inbox (consumer, source, event_id, event_type, topic,
-                                      kafka_partition, kafka_offset)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
-                   ON CONFLICT DO NOTHING RETURNING true""",
-                self._group_id,
-                cloud_event.source,
-                cloud_event.id,
-                cloud_event.type,
-                record.topic,
-                record.partition,
-                record.offset,
-            )
-            if not inserted:
-                self.duplicates += 1
+        """Inbox row, the handler's effects and its outbox rows: all or nothing. Its own
+        transaction on an idle connection, a savepoint inside a batch's transaction."""
+        async with unit_of_work_on(conn, decoded.tenant, source=self._source) as uow:
+            if not await self._record_in_inbox(conn, record, decoded.cloud_event):
                 return "duplicate"
-            await work(uow)
-        self.handled += 1
+            await decoded.work(uow)
         return "handled"
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:

@@ -69,6 +69,7 @@ class OutboxRelay:
         metrics: Metrics,
         batch_size: int = 500,
         poll_seconds: float = 1.0,
+        gather_seconds: float = 0.0,
     ) -> None:
         self._schema = schema
         self._pool = pool
@@ -77,10 +78,12 @@ class OutboxRelay:
         self._metrics = metrics
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
+        self._gather_seconds = gather_seconds
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.active = False
         self.published = 0
+        self.batches = 0  # transactions that published rows: published / batches is their size
 
     @property
     def lock_key(self) -> str:
@@ -117,27 +120,35 @@ class OutboxRelay:
             self.active = True
             await conn.add_listener(self.channel, self._on_notify)
             log.info("outbox relay active", schema=self._schema)
+            woken = False
             while not self._stopping.is_set():
-                # A lost lock connection ends this round (and the lock); take it again.
-                await conn.fetchval("SELECT 1")
+                if not woken:
+                    # A lost lock connection ends this round (and the lock); take it again.
+                    # (A NOTIFY just came over it, so after one there is no need to ask.)
+                    await conn.fetchval("SELECT 1")
                 await self.drain()
-                await self._sleep(self._poll_seconds)
+                woken = await self._sleep(self._poll_seconds)
+                if woken:
+                    # Woken by a commit: let the commits right behind it join the same batch.
+                    await asyncio.sleep(self._gather_seconds)
         finally:
             self.active = False
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
 
     async def drain(self) -> int:
-        """Publish every pending row, batch by batch; returns how many were published."""
+        """Publish every pending row, batch by batch; returns how many were published.
+
+        The backlog gauge is not refreshed here: /metrics counts the outbox when it is scraped.
+        """
+        # Commits from here on wake the next round; those before are in this one's batches.
+        self._wake.clear()
         total = 0
         while not self._stopping.is_set():
             sent = await self._publish_batch()
             total += sent
             if sent < self._batch_size:
                 break
-        self._metrics.outbox_backlog.labels(self._schema).set(
-            await self._pool.fetchval("SELECT count(*) FROM outbox")
-        )
         return total
 
     async def _publish_batch(self) -> int:
@@ -172,13 +183,17 @@ class OutboxRelay:
                 "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )
         self.published += len(rows)
+        self.batches += 1
         self._metrics.outbox_published.labels(self._schema).inc(len(rows))
         return len(rows)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait for a NOTIFY (or stop) at most ``seconds``; whether one came."""
+        woken = False
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            woken = await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         self._wake.clear()
+        return woken

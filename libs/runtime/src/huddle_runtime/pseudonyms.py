@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -11,10 +12,14 @@ from pydantic import SecretStr
 
 def network_secret(master_key: SecretStr, network_id: str) -> bytes:
     """A per-network secret, so that pseudonyms cannot be linked across networks."""
+    return _network_secret(master_key.get_secret_value(), network_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _network_secret(master_key: str, network_id: str) -> bytes:
+    # Derived once per network, not per pseudonym: a back-fill derives thousands a second.
     return hmac.new(
-        master_key.get_secret_value().encode(),
-        f"huddle/network/{network_id}".encode(),
-        hashlib.sha256,
+        master_key.encode(), f"huddle/network/{network_id}".encode(), hashlib.sha256
     ).digest()
 
 

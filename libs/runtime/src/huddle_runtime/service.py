@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -108,12 +109,18 @@ class Runtime:
                 metrics=self.metrics,
                 batch_size=s.delivery.relay_batch_size,
                 poll_seconds=s.delivery.relay_poll_seconds,
+                gather_seconds=s.delivery.relay_gather_ms / 1000,
             )
             self._spawn("outbox relay", self.relay.run)
         handlers = {**d.handlers, **(d.bind_handlers(self) if d.bind_handlers else {})}
         if d.consumes and s.delivery.consumer_enabled:
             self.consumer = EventConsumer(
-                consumer=new_consumer(s.kafka, group_id=s.consumer_group, client_id=d.name),
+                consumer=new_consumer(
+                    s.kafka,
+                    group_id=s.consumer_group,
+                    client_id=d.name,
+                    max_poll_records=s.delivery.consumer_batch_size,
+                ),
                 producer=self.producer,
                 pool=self.pool,
                 group_id=s.consumer_group,
@@ -121,6 +128,7 @@ class Runtime:
                 topics=d.topics_for(handlers),
                 handlers=handlers,
                 raw_handlers=d.raw_handlers,
+                batch_size=s.delivery.consumer_batch_size,
                 metrics=self.metrics,
                 retry=RetryPolicy(
                     s.delivery.consumer_max_attempts,
@@ -215,9 +223,13 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        # What start-up built (modules, routes, schemas, clients) lives as long as the process:
+        # out of the collector's sight, a full collection no longer stalls requests to walk it.
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             await runtime.stop()
 
     app = FastAPI(
@@ -235,7 +247,11 @@ def build_app(
     app.include_router(health.router)
     for router in definition.routers:
         app.include_router(router)
+    # One server span per request: a span per ASGI message (body chunk) costs more than it says.
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=tracer_provider, excluded_urls="livez,readyz,metrics"
+        app,
+        tracer_provider=tracer_provider,
+        excluded_urls="livez,readyz,metrics",
+        exclude_spans=["receive", "send"],
     )
     return app

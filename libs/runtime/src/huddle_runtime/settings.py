@@ -137,6 +137,13 @@ class DeliverySettings(BaseSettings):
     consumer_enabled: bool = True
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_poll_seconds: float = Field(default=1.0, gt=0)
+    # After a commit wakes the relay it waits this long, so the commits behind it share one
+    # batch (one transaction, one Kafka round, one WAL flush); adds at most this to delivery.
+    relay_gather_ms: float = Field(default=5.0, ge=0, le=1_000)
+    # Records of one partition handled in one transaction (one fsync); each holds its advisory
+    # and row locks until the batch commits, so keep it well under max_locks_per_transaction x
+    # max_connections.
+    consumer_batch_size: int = Field(default=500, ge=1, le=2_000)
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_seconds: float = Field(default=0.2, ge=0)
     consumer_backoff_max_seconds: float = Field(default=5.0, ge=0)

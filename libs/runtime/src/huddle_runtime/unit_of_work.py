@@ -35,7 +35,17 @@ async def unit_of_work(
     pool: asyncpg.Pool, tenant: Tenant | None, *, source: str
 ) -> AsyncIterator[UnitOfWork]:
     """Commit the work and its outbox rows on success; roll both back on any exception."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn, unit_of_work_on(conn, tenant, source=source) as uow:
+        yield uow
+
+
+@asynccontextmanager
+async def unit_of_work_on(
+    conn: asyncpg.Connection, tenant: Tenant | None, *, source: str
+) -> AsyncIterator[UnitOfWork]:
+    """The same on a connection the caller holds: inside the caller's transaction it is a
+    savepoint, so a batch of units commits with one fsync and a failed one leaves no trace."""
+    async with conn.transaction():
         await apply_tenant(conn, tenant)
         uow = UnitOfWork(conn, tenant)
         yield uow

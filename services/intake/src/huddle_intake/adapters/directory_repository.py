@@ -66,7 +66,7 @@ _MEMBER_COLUMNS = (
 )
 
 
-def _member(row: asyncpg.Record) -> StaffMember:
+def member_of(row: asyncpg.Record) -> StaffMember:
     return StaffMember(
         network_id=row["network_id"],
         pseudonym=row["pseudonym"],
@@ -81,7 +81,7 @@ def _member(row: asyncpg.Record) -> StaffMember:
 
 def _staff(row: asyncpg.Record) -> StaffRecord:
     return StaffRecord(
-        member=_member(row),
+        member=member_of(row),
         scim_id=row["scim_id"],
         user_name_digest=row["user_name_digest"],
         external_id_digest=row["external_id_digest"],
@@ -102,28 +102,31 @@ async def member(
         network_id,
         pseudonym,
     )
-    return _member(row) if row else None
+    return member_of(row) if row else None
 
 
 async def members_up_the_line(
     conn: asyncpg.Connection, *, network_id: str, pseudonym: str, depth: int
 ) -> list[StaffMember]:
     """The person and everyone above them, at most ``depth`` levels (a cycle ends by the bound)."""
-    rows = await conn.fetch(
-        f"""WITH RECURSIVE line (pseudonym, manager_pseudonym, depth) AS (
-                SELECT pseudonym, manager_pseudonym, 0 FROM staff
-                 WHERE network_id = $1 AND pseudonym = $2
-                UNION
-                SELECT s.pseudonym, s.manager_pseudonym, line.depth + 1
-                  FROM staff s JOIN line ON s.pseudonym = line.manager_pseudonym
-                 WHERE s.network_id = $1 AND line.depth < $3)
-            SELECT {_MEMBER_COLUMNS} FROM staff
-             WHERE network_id = $1 AND pseudonym IN (SELECT pseudonym FROM line)""",
-        network_id,
-        pseudonym,
-        depth,
-    )
-    return [_member(row) for row in rows]
+    line, members = up_the_line("$1", "$2", "$3")
+    rows = await conn.fetch(f"WITH RECURSIVE {line} {members}", network_id, pseudonym, depth)
+    return [member_of(row) for row in rows]
+
+
+def up_the_line(network_id: str, pseudonym: str, depth: str) -> tuple[str, str]:
+    """``members_up_the_line`` as SQL for a statement of the caller's, given its placeholders:
+    the recursive CTE ``line`` and the SELECT of the members in it (rows for ``member_of``)."""
+    line = f"""line (pseudonym, manager_pseudonym, depth) AS (
+            SELECT pseudonym, manager_pseudonym, 0 FROM staff
+             WHERE network_id = {network_id} AND pseudonym = {pseudonym}
+            UNION
+            SELECT s.pseudonym, s.manager_pseudonym, line.depth + 1
+              FROM staff s JOIN line ON s.pseudonym = line.manager_pseudonym
+             WHERE s.network_id = {network_id} AND line.depth < {depth})"""
+    members = f"""SELECT {_MEMBER_COLUMNS} FROM staff
+         WHERE network_id = {network_id} AND pseudonym IN (SELECT pseudonym FROM line)"""
+    return line, members
 
 
 async def staff_by_pseudonym(

@@ -239,19 +239,18 @@ async def _placed(
     named: InvolvedStaffRef,
 ) -> InvolvedPerson:
     for staff_ref in named.staff_refs:
-        member = await directory.resolve(
+        found = await directory.resolve_with_line(
             conn, pseudonym_key=pseudonym_key, network_id=network, staff_ref=staff_ref
         )
-        if member is not None:
+        if found is not None:
+            member, above_them = found
             return InvolvedPerson(
                 pseudonym=member.pseudonym,
                 hospital_id=member.hospital_id,
                 unit_id=member.unit_id,
                 discipline=member.discipline,
                 clinical_area=member.clinical_area,
-                reporting_line=await directory.reporting_line(
-                    conn, network_id=network, pseudonym=member.pseudonym
-                ),
+                reporting_line=above_them,
                 in_directory=True,
             )
     manager_pseudonym = (

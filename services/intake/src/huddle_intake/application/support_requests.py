@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from huddle_contracts.events import MatchPreferences
@@ -15,7 +16,8 @@ from huddle_runtime.service import Runtime
 from huddle_intake.adapters import journey_repository as journey
 from huddle_intake.adapters import repository
 from huddle_intake.adapters.contact_vault import ContactVault
-from huddle_intake.application import workforce_directory as directory
+from huddle_intake.adapters.repository import FirstStep
+from huddle_intake.domain import workforce_directory as directory_rules
 from huddle_intake.domain.request_journey import a_crisis_never_waits_for_a_peer, crisis_referral
 from huddle_intake.domain.support_request import ContactDetails, SupportRequest, requester_of
 
@@ -36,9 +38,19 @@ class SubmitSupportRequest:
     contact: ContactDetails
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """The request as committed, with its journey so far and, for a crisis, the hospital's
+    crisis resources (none configured: an empty list), all read in the same transaction."""
+
+    request: SupportRequest
+    timeline: list[dict[str, Any]]
+    crisis_resources: list[dict[str, str]] | None = None
+
+
 async def submit_support_request(
     *, runtime: Runtime, vault: ContactVault, principal: Principal, command: SubmitSupportRequest
-) -> SupportRequest:
+) -> Submitted:
     request = SupportRequest(
         case_id=uuid.uuid4(),
         network_id=principal.network_id,
@@ -55,36 +67,30 @@ async def submit_support_request(
         preferences=command.preferences,
         requested_at=datetime.now(UTC),
     )
+    steps = [FirstStep("requested", request.requested_at, {"urgency": request.urgency.value})]
+    referral = None
+    if a_crisis_never_waits_for_a_peer(request.urgency):
+        referral = crisis_referral(request, request.requested_at)
+        steps.append(FirstStep("referred_to_crisis_support", referral.made_at, {}))
+        request = replace(request, status="referred")
+    sealed = None if command.contact.empty else vault.seal(command.contact)
     async with runtime.unit_of_work(principal.tenant) as uow:
-        await repository.add(uow.conn, request)
-        if not command.contact.empty:
-            await repository.add_contact(
-                uow.conn, request=request, sealed=vault.seal(command.contact)
-            )
-        await journey.add_step(
+        members = await repository.add_with_journey(
             uow.conn,
-            network_id=request.network_id,
-            case_id=request.case_id,
-            kind="requested",
-            at=request.requested_at,
-            detail={"urgency": request.urgency.value},
+            request,
+            sealed_contact=sealed,
+            steps=steps,
+            reporting_depth=directory_rules.MAX_REPORTING_DEPTH,
         )
-        line = await directory.reporting_line(
-            uow.conn, network_id=request.network_id, pseudonym=request.requester
-        )
+        line = directory_rules.reporting_line(request.requester, members)
         uow.publish(request.to_event().model_copy(update={"reporting_line": line}))
-        if a_crisis_never_waits_for_a_peer(request.urgency):
-            referral = crisis_referral(request, request.requested_at)
+        resources = None
+        if referral is not None:
             uow.publish(referral)
-            await journey.add_step(
-                uow.conn,
-                network_id=request.network_id,
-                case_id=request.case_id,
-                kind="referred_to_crisis_support",
-                at=referral.made_at,
-            )
-            await journey.set_status(uow.conn, request.case_id, "referred")
-    return request
+            resources = await journey.crisis_resources(uow.conn, request.hospital_id)
+    # The journey is what was just written: nothing else can know of a case not yet committed.
+    timeline = [{"step": step.kind, "at": step.at, **step.detail} for step in steps]
+    return Submitted(request, timeline, resources)
 
 
 async def get_support_request(

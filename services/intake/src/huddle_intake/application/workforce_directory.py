@@ -53,6 +53,20 @@ async def reporting_line(
     return rules.reporting_line(pseudonym, members)
 
 
+async def resolve_with_line(
+    conn: asyncpg.Connection, *, pseudonym_key: SecretStr, network_id: str, staff_ref: str
+) -> tuple[StaffMember, tuple[str, ...]] | None:
+    """``resolve`` and ``reporting_line`` in one query (a back-fill does it per report)."""
+    pseudonym = pseudonym_for(pseudonym_key, network_id, staff_ref)
+    members = await repository.members_up_the_line(
+        conn, network_id=network_id, pseudonym=pseudonym, depth=rules.MAX_REPORTING_DEPTH
+    )
+    member = next((m for m in members if m.pseudonym == pseudonym), None)
+    if member is None:
+        return None
+    return member, rules.reporting_line(pseudonym, members)
+
+
 @dataclass(frozen=True)
 class DirectoryKeys:
     """The secrets the directory writes with: pseudonyms and lookup digests, and the vault."""

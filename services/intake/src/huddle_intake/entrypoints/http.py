@@ -159,25 +159,19 @@ async def create_support_request(
     )
     vault: ContactVault = request.app.state.contact_vault
     try:
-        created = await submit_support_request(
+        submitted = await submit_support_request(
             runtime=runtime_of(request), vault=vault, principal=principal, command=command
         )
     except RequestRefused as exc:
         raise RuleRefused(str(exc)) from exc
+    created = submitted.request
     response.headers["Location"] = f"/v1/support-requests/{created.case_id}"
-    async with runtime_of(request).unit_of_work(principal.tenant) as uow:
-        steps = await journey.steps(uow.conn, created.case_id)
-        current = await journey.lock_status(uow.conn, created.case_id)
-        resources = (
-            await _crisis_resources(request, uow, hospital)
-            if a_crisis_never_waits_for_a_peer(created.urgency)
-            else None
-        )
-    return SupportRequestRead.of(
-        replace(created, status=current or created.status),
-        timeline=steps,
-        crisis_resources=resources,
+    resources = (
+        _or_the_fallback(request, submitted.crisis_resources)
+        if submitted.crisis_resources is not None
+        else None
     )
+    return SupportRequestRead.of(created, timeline=submitted.timeline, crisis_resources=resources)
 
 
 @router.get(
@@ -212,7 +206,11 @@ async def read_support_request(
 async def _crisis_resources(
     request: Request, uow: UnitOfWork, hospital_id: str
 ) -> list[CrisisResource]:
-    configured = await journey.crisis_resources(uow.conn, hospital_id)
+    return _or_the_fallback(request, await journey.crisis_resources(uow.conn, hospital_id))
+
+
+def _or_the_fallback(request: Request, configured: list[dict[str, str]]) -> list[CrisisResource]:
+    """The hospital's crisis resources, or the service's crisis line if it configured none."""
     if configured:
         return [CrisisResource(**r) for r in configured]
     fallback: IntakeSettings = request.app.state.intake_settings

@@ -1,0 +1,256 @@
+"""The consumer's batch path on the real broker and database: a partition's records share one
+transaction, a failed record is left out alone, and a crash mid-batch loses and doubles nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from huddle_contracts.cloudevents import CloudEvent, to_headers
+from huddle_contracts.events import Event, SupportRequested
+from huddle_contracts.registry import encode_event
+from huddle_contracts.topics import SUPPORT_REQUESTED
+from huddle_runtime import database
+from huddle_runtime.consumer import EventConsumer, PermanentFailure, RetryPolicy
+from huddle_runtime.kafka import new_consumer, new_producer
+from huddle_runtime.metrics import Metrics
+from huddle_runtime.settings import ServiceSettings
+from huddle_runtime.unit_of_work import UnitOfWork
+
+pytestmark = pytest.mark.integration
+
+ProbeFactory = Callable[..., Awaitable[ServiceSettings]]
+TOPIC = SUPPORT_REQUESTED.name
+PARTITION = 0  # one partition, so that every record below is in the same fetched batch
+
+
+def support_requested() -> SupportRequested:
+    return SupportRequested(
+        case_id=uuid.uuid4(),
+        network_id="north",
+        hospital_id="h1",
+        unit_id="icu",
+        requester="p_" + uuid.uuid4().hex,
+        discipline="nurse",
+        origin="self",
+        urgency="routine",
+        requested_at=datetime.now(UTC),
+    )
+
+
+class Notes:
+    """Writes one note per event of its own; told which events fail, and how."""
+
+    def __init__(self, events: list[SupportRequested]) -> None:
+        self.mine = {e.case_id for e in events}  # the topic is shared with other tests
+        self.permanent: set[uuid.UUID] = set()
+        self.clash: dict[uuid.UUID, uuid.UUID] = {}  # writes the other case's note: a conflict
+        self.fail_once: set[uuid.UUID] = set()
+        self.block_at: uuid.UUID | None = None
+        self.blocked = asyncio.Event()
+
+    async def __call__(self, uow: UnitOfWork, event: Event, _: CloudEvent) -> None:
+        assert isinstance(event, SupportRequested)
+        if event.case_id not in self.mine:
+            return
+        if event.case_id == self.block_at:
+            self.blocked.set()
+            await asyncio.Event().wait()  # until the consumer is killed
+        case = self.clash.get(event.case_id, event.case_id)
+        await uow.conn.execute(
+            "INSERT INTO note (network_id, case_id, body) VALUES ($1, $2, 'seen')",
+            event.network_id,
+            case,
+        )
+        if event.case_id in self.permanent:
+            raise PermanentFailure("this case can never be handled")
+        if event.case_id in self.fail_once:
+            self.fail_once.discard(event.case_id)
+            raise RuntimeError("a passing fault")
+
+
+async def publish(producer: AIOKafkaProducer, events: list[SupportRequested]) -> None:
+    for event in events:
+        ce = encode_event(event, source="/test")
+        await producer.send_and_wait(
+            TOPIC, ce.data, key=ce.subject.encode(), headers=to_headers(ce), partition=PARTITION
+        )
+
+
+async def start(settings: ServiceSettings, pool: asyncpg.Pool, producer, notes: Notes):
+    consumer = EventConsumer(
+        consumer=new_consumer(settings.kafka, group_id=settings.consumer_group, client_id="t"),
+        producer=producer,
+        pool=pool,
+        group_id=settings.consumer_group,
+        source="/huddle/probe",
+        topics=[TOPIC],
+        handlers={SupportRequested.event_type: notes},
+        metrics=Metrics(),
+        retry=RetryPolicy(max_attempts=3, backoff_seconds=0.01),
+    )
+    await consumer.start()
+    return consumer, asyncio.create_task(consumer.run())
+
+
+async def stop(consumer: EventConsumer, task: asyncio.Task[None]) -> None:
+    consumer.stop()
+    await task
+    await consumer.close()
+
+
+async def noted(admin: asyncpg.Connection, settings: ServiceSettings) -> dict[uuid.UUID, int]:
+    rows = await admin.fetch(
+        f"SELECT case_id, count(*) AS n FROM {settings.schema_name}.note GROUP BY case_id"
+    )
+    return {r["case_id"]: r["n"] for r in rows}
+
+
+async def until(condition: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def dead_letters(bootstrap: str, group: str, want: int) -> dict[bytes, dict[str, str]]:
+    """The dead letters this test's consumer group sent, by key."""
+    consumer = AIOKafkaConsumer(
+        SUPPORT_REQUESTED.dead_letter,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    found: dict[bytes, dict[str, str]] = {}
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(found) < want and asyncio.get_running_loop().time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=300)).values():
+                for record in batch:
+                    headers = {k: (v or b"").decode() for k, v in record.headers}
+                    if headers.get("dlt.consumer.group") == group:
+                        found[record.key] = headers
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_a_poison_record_mid_batch_is_dead_lettered_alone_and_the_rest_handled_once(
+    probe: ProbeFactory, admin: asyncpg.Connection
+) -> None:
+    settings = await probe()
+    pool = await database.create_pool(settings)
+    producer = new_producer(settings.kafka, client_id="test")
+    await producer.start()
+    events = [support_requested() for _ in range(30)]
+    notes = Notes(events)
+    permanent, clashing, passing = events[7], events[12], events[20]
+    notes.permanent.add(permanent.case_id)
+    notes.clash[clashing.case_id] = events[2].case_id  # a unique violation: never retried
+    notes.fail_once.add(passing.case_id)
+    await publish(producer, events[:15])
+    poison_key = uuid.uuid4().hex.encode()
+    await producer.send_and_wait(TOPIC, b"\x00not json", key=poison_key, partition=PARTITION)
+    await publish(producer, events[15:])
+
+    consumer, task = await start(settings, pool, producer, notes)
+    good = [e for e in events if e not in (permanent, clashing)]
+    await until(lambda: _all_noted(admin, settings, good))
+    await stop(consumer, task)
+
+    counts = await noted(admin, settings)
+    # Every other event once; the failed ones left nothing behind, not even a partial write.
+    assert {case: n for case, n in counts.items() if case in notes.mine} == {
+        e.case_id: 1 for e in good
+    }
+    letters = await dead_letters(settings.kafka.bootstrap_servers, settings.consumer_group, 3)
+    assert letters[poison_key]["dlt.reason"].startswith("undecodable")
+    assert letters[str(permanent.case_id).encode()]["dlt.reason"] == (
+        "permanent failure: this case can never be handled"
+    )
+    assert letters[str(clashing.case_id).encode()]["dlt.reason"].startswith(
+        "permanent failure: UniqueViolationError"
+    )
+    assert str(passing.case_id).encode() not in letters  # it passed on its retry
+    assert len(letters) == 3
+    assert consumer.duplicates == 0
+    # The records shared transactions: fewer commits than records handled.
+    assert consumer.batches < consumer.handled
+    await producer.stop()
+    await pool.close()
+
+
+async def _all_noted(
+    admin: asyncpg.Connection, settings: ServiceSettings, events: list[SupportRequested]
+) -> bool:
+    return {e.case_id for e in events} <= (await noted(admin, settings)).keys()
+
+
+async def test_a_crash_mid_batch_then_a_restart_gives_each_effect_once(
+    probe: ProbeFactory, admin: asyncpg.Connection
+) -> None:
+    settings = await probe()
+    pool = await database.create_pool(settings)
+    producer = new_producer(settings.kafka, client_id="test")
+    await producer.start()
+    events = [support_requested() for _ in range(40)]
+    notes = Notes(events)
+    notes.block_at = events[25].case_id
+    await publish(producer, events)
+
+    # Killed while the batch is in hand: its transaction never commits, nor do its offsets.
+    consumer, task = await start(settings, pool, producer, notes)
+    await asyncio.wait_for(notes.blocked.wait(), timeout=30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await consumer.close()
+    before = await noted(admin, settings)
+    assert not set(before) & notes.mine  # all of its batch rolled back, nothing half-written
+
+    notes.block_at = None
+    consumer, task = await start(settings, pool, producer, notes)
+    await until(lambda: _all_noted(admin, settings, events))
+    await stop(consumer, task)
+
+    # Offsets lost after the database committed (a crash between the two): all redelivered.
+    await rewind(settings, TopicPartition(TOPIC, PARTITION))
+    replay, task = await start(settings, pool, producer, notes)
+    await until(lambda: _replayed(replay, len(events)))
+    await stop(replay, task)
+
+    counts = await noted(admin, settings)
+    assert {case: n for case, n in counts.items() if case in notes.mine} == {
+        e.case_id: 1 for e in events
+    }
+    assert replay.handled == 0  # every one was already in the inbox
+    letters = await dead_letters(settings.kafka.bootstrap_servers, settings.consumer_group, 0)
+    assert letters == {}
+    await producer.stop()
+    await pool.close()
+
+
+async def _replayed(consumer: EventConsumer, count: int) -> bool:
+    return consumer.duplicates >= count
+
+
+async def rewind(settings: ServiceSettings, tp: TopicPartition) -> None:
+    """The group's committed offset back to the start of the partition."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        start = (await consumer.beginning_offsets([tp]))[tp]
+        await consumer.commit({tp: start})
+    finally:
+        await consumer.stop()
