@@ -79,14 +79,16 @@ PARAMS = {
         phases=(Phase(50, 100), Phase(100, 150), Phase(GOAL_RATE, 300), Phase(400, 200)),
         drain_timeout_s=20,
         quiet_timeout_s=15,
-        backlog=800,
+        # Seconds of draining, not a blip: a burst of a few hundred is gone before both
+        # replicas have fetched.
+        backlog=6_000,
     ),
     True: StackParams(
         shape=NetworkShape(hospitals=2, staff_per_hospital=1_100),
-        phases=(Phase(100, 40), Phase(GOAL_RATE, 100)),
+        phases=(Phase(100, 30), Phase(GOAL_RATE, 60)),
         drain_timeout_s=15,
         quiet_timeout_s=10,
-        backlog=500,
+        backlog=1_500,
     ),
 }
 
