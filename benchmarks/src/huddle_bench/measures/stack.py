@@ -454,6 +454,7 @@ def results_of(
     errors = sum(pipeline.errors.values())
     notes = [f"{k}: {v}" for k, v in sorted(pipeline.errors.items())]
     notes += [f"accept refused (409, declined): {k}: {v}" for k, v in pipeline.refused.items()]
+    notes += [f"not answered as expected: {k}: {v}" for k, v in pipeline.errors.items()]
     by_rate = {
         "offered_rps": [o.offered_rps for o in outcomes],
         "achieved_rps": [o.achieved_rps for o in outcomes],
@@ -516,7 +517,7 @@ def results_of(
         },
         series={"latency_ms": goal.case_open.samples_ms},
         checks=checks,
-        notes=[n for n in notes if n.startswith("accept refused")],
+        notes=[n for n in notes if n.startswith(("accept refused", "not answered"))],
     )
     memory = RunResult(
         metrics={
@@ -769,7 +770,14 @@ def _offer_limits(o: Outcome) -> list[str]:
         f"The load generator shares the 2 cores: {_m(o, 'generator_cpu'):.2f} CPU seconds a "
         f"second at {GOAL_RATE:g}/s (HTTP client, the bus observer, the accepts); its worst "
         f"pacing lag was {_m(o, 'pacing_lag_ms'):.0f} ms.",
+        *_unanswered(o),
     ]
+
+
+def _unanswered(o: Outcome) -> list[str]:
+    """What the driver got instead of a 201 or a 200, over every run (the invariant's detail)."""
+    seen = sorted({n for r in o.runs for n in r.notes if n.startswith("not answered")})
+    return ["Requests or accepts " + "; ".join(seen) + " (all runs)."] if seen else []
 
 
 def _case_met(o: Outcome) -> bool | None:

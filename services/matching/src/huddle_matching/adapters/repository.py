@@ -245,16 +245,21 @@ async def hold_peers(
     pseudonyms: Sequence[str] | None = None,
     hospital_id: str | None = None,
 ) -> list[Peer]:
-    """Lock the peers' rows (in one order, so two holders never wait on each other in a cycle),
-    then read them afresh: offers another search committed meanwhile count as their load."""
+    """Lock the peers' rows, then read them afresh: offers another search committed meanwhile
+    count as their load. By name, only the peers free to lock come back; a whole hospital is
+    waited for, in one order."""
     if pseudonyms is not None:
-        await conn.execute(
-            "SELECT 1 FROM peer WHERE pseudonym = ANY($1::text[]) ORDER BY pseudonym FOR UPDATE",
+        # SKIP LOCKED: a peer another transaction is offering or matching right now is left out,
+        # never waited for, so holders never wait on each other in a cycle (a consumer's batch
+        # holds several peers at once, and batches of different partitions run side by side).
+        held = await conn.fetch(
+            "SELECT pseudonym FROM peer WHERE pseudonym = ANY($1::text[])"
+            " ORDER BY pseudonym FOR UPDATE SKIP LOCKED",
             sorted(set(pseudonyms)),
         )
-        # A new statement, so a new snapshot: it sees what committed while we waited.
+        # A new statement, so a new snapshot: it sees what committed before we held them.
         rows = await conn.fetch(
-            _ROSTER + " WHERE p.pseudonym = ANY($2::text[])", now, list(pseudonyms)
+            _ROSTER + " WHERE p.pseudonym = ANY($2::text[])", now, [r["pseudonym"] for r in held]
         )
         return [_peer(r) for r in rows]
     await conn.execute(

@@ -151,10 +151,10 @@ async def _choose_and_hold(
     """``choose``, then hold the peer's row until the offer commits: another search may have
     taken their last free place since the candidates were read, and then the next one is chosen."""
     while (candidate := await choose(conn, need, now, scope, weights, skip=skip)) is not None:
-        [fresh] = await repo.hold_peers(conn, now, pseudonyms=[candidate.peer.pseudonym])
-        if eligible(fresh, need, now):
-            return Candidate(fresh, score(fresh, need, now, weights))
-        skip = skip | {candidate.peer.pseudonym}
+        held = await repo.hold_peers(conn, now, pseudonyms=[candidate.peer.pseudonym])
+        if held and eligible(held[0], need, now):
+            return Candidate(held[0], score(held[0], need, now, weights))
+        skip = skip | {candidate.peer.pseudonym}  # full now, or being offered elsewhere
     return None
 
 
@@ -367,7 +367,7 @@ async def _offer_batch(
             nobody.append(search)
             continue
         if hold:
-            if room[peer.pseudonym] <= 0:
+            if room.get(peer.pseudonym, 0) <= 0:  # full now, or held by another offer
                 crowded.append(search)
                 continue
             room[peer.pseudonym] -= 1
