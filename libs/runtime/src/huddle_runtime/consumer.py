@@ -219,6 +219,7 @@ class EventConsumer:
         retry: RetryPolicy,
         raw_handlers: Mapping[str, RawHandler] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        partitions_at_once: int = 4,
     ) -> None:
         self._consumer = consumer
         self._producer = producer
@@ -231,6 +232,7 @@ class EventConsumer:
         self._metrics = metrics
         self._retry = retry
         self._batch_size = batch_size
+        self._partitions_at_once = asyncio.Semaphore(max(1, partitions_at_once))
         self._stopping = asyncio.Event()
         self.processing = asyncio.Lock()
         self.assignment_seen = False
@@ -270,7 +272,13 @@ class EventConsumer:
                 # of its time waiting on database round trips, and partitions share no order.
                 async with asyncio.TaskGroup() as partitions:
                     for tp, records in owned:
-                        partitions.create_task(self._process_partition(tp, records))
+                        partitions.create_task(self._one_partition(tp, records))
+
+    async def _one_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        # Bounded: each holds a pooled connection for its whole batch, and HTTP requests, the
+        # relay and the readiness probe need theirs too.
+        async with self._partitions_at_once:
+            await self._process_partition(tp, records)
 
     async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         self._report_lag(tp, records[0].offset)
@@ -339,15 +347,19 @@ class EventConsumer:
             self._metrics.events_handled.labels(event_type, result).inc()
             self.handled += result == "handled"
             self.duplicates += result == "duplicate"
-        for record, reason in outcome.dead_letters:
-            await self._dead_letter(record, reason)
+        try:
+            for record, reason in outcome.dead_letters:
+                await self._dead_letter(record, reason)
+        except _Interrupted:
+            return 0  # stopping with the broker away: offsets stay, the inbox absorbs the rest
         if outcome.retry is None:
             return outcome.finished
         failed, error = outcome.retry
         log.warning("handler failed", attempt=1, error=failure_reason(error))
         try:
             await self._pause(self._retry.delay(1))
-            await self._process(failed, attempts_made=1)
+            # It ran in the batch, then again in its savepoint: two attempts already made.
+            await self._process(failed, attempts_made=2)
         except _Interrupted:
             return outcome.finished
         return outcome.finished + 1

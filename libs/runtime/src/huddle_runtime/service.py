@@ -129,6 +129,8 @@ class Runtime:
                 handlers=handlers,
                 raw_handlers=d.raw_handlers,
                 batch_size=s.delivery.consumer_batch_size,
+                # At most half the pool in consumer batches at once: the rest serve HTTP.
+                partitions_at_once=max(1, s.database.pool_max_size // 2),
                 metrics=self.metrics,
                 retry=RetryPolicy(
                     s.delivery.consumer_max_attempts,
