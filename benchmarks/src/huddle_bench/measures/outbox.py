@@ -8,17 +8,15 @@ import time
 from dataclasses import dataclass
 
 import asyncpg
-from huddle_matching.service import DEFINITION as MATCHING
 from huddle_runtime import database
 from huddle_runtime.metrics import Metrics
-from huddle_runtime.migrations import migrate_service
 from huddle_runtime.outbox import OutboxRelay, add_to_outbox
-from huddle_runtime.settings import DatabaseSettings, KafkaSettings, ServiceSettings
-from pydantic import SecretStr
+from huddle_runtime.settings import ServiceSettings
 
 from huddle_bench.context import Context
 from huddle_bench.measures.events import offer_messages, record_bytes
 from huddle_bench.measures.kafka import THROUGHPUT, ensure_topics, huddle_producer, send_all
+from huddle_bench.measures.roster_db import migrated
 from huddle_bench.model import RunResult
 
 
@@ -32,15 +30,6 @@ class RelayParams:
 
 # Same record count as the raw producer baseline, so the ratio compares like with like.
 RELAY = {smoke: RelayParams(rows=p.messages) for smoke, p in THROUGHPUT.items()}
-
-
-def matching_settings(ctx: Context) -> ServiceSettings:
-    return ServiceSettings(
-        service=MATCHING.name,
-        environment="test",
-        kafka=KafkaSettings(bootstrap_servers=ctx.kafka()),
-        database=DatabaseSettings(url=SecretStr(ctx.database())),
-    )
 
 
 async def fill_outbox(settings: ServiceSettings, ctx: Context, params: RelayParams) -> None:
@@ -62,11 +51,8 @@ async def fill_outbox(settings: ServiceSettings, ctx: Context, params: RelayPara
 
 async def outbox_relay(ctx: Context) -> RunResult:
     params = RELAY[ctx.smoke]
-    settings = matching_settings(ctx)
+    settings = await migrated(ctx)
     await ensure_topics(ctx)
-    if "matching_schema" not in ctx.cache:
-        await migrate_service(settings, MATCHING.migrations)
-        ctx.cache["matching_schema"] = True
     await fill_outbox(settings, ctx, params)
 
     pool = await database.create_pool(settings)

@@ -29,6 +29,7 @@ def matching_settings(ctx: Context) -> ServiceSettings:
     return ServiceSettings(
         service=MATCHING.name,
         environment="test",
+        # The decision and surge measures need no broker; the relay's measure runs with one.
         kafka=KafkaSettings(bootstrap_servers=ctx.kafka_bootstrap or "127.0.0.1:1"),
         database=DatabaseSettings(url=SecretStr(ctx.database())),
     )
