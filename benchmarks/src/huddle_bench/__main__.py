@@ -128,6 +128,14 @@ def run(
         typer.Option("--out", help="Folder for latest.json, plots/ and BENCHMARKS.md"),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every synthetic data set")] = 6,
+    backfill_reports: Annotated[
+        int | None,
+        typer.Option(
+            "--backfill-reports",
+            min=1,
+            help="Reports per back-fill run (default 100,000, smoke 1,500; the goal: 1,000,000)",
+        ),
+    ] = None,
 ) -> None:
     """Run the measures, write the results JSON, the plots and the report."""
     quiet_logs()
@@ -163,6 +171,7 @@ def run(
             kafka_bootstrap=live.kafka_bootstrap,
             database_url=live.database_url,
             progress=progress,
+            backfill_reports=backfill_reports,
         )
 
         async def main() -> tuple[dict[str, object], dict[str, list[RunResult]]]:

@@ -16,6 +16,8 @@ class Context:
     seed: int = 6
     kafka_bootstrap: str | None = None
     database_url: str | None = None
+    backfill_reports: int | None = None
+    """Reports per back-fill run instead of its size's default (``--backfill-reports``)."""
     progress: Progress = field(default_factory=lambda: Progress(disable=True))
     # Built once per session and shared across runs (test data, migrated schemas).
     cache: dict[str, Any] = field(default_factory=dict)

@@ -16,9 +16,10 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 import asyncpg
 import structlog
@@ -44,6 +45,28 @@ tracer = trace.get_tracer("huddle.consumer")
 Handler = Callable[[UnitOfWork, Event, CloudEvent], Awaitable[None]]
 # For CloudEvents from outside Huddle (no contract model): the handler parses ``data`` itself.
 RawHandler = Callable[[UnitOfWork, CloudEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A record of a run given to a batch handler: its CloudEvent and its own unit of work (the
+    run's connection and tenant; the events it publishes carry the record's trace)."""
+
+    uow: UnitOfWork
+    cloud_event: CloudEvent
+
+
+@runtime_checkable
+class BatchRawHandler(Protocol):
+    """A raw handler that also takes a run of records at once: consecutive records of a batch of
+    one type and tenant, on one connection, in offset order. ``batch`` returns, per record, None
+    or the PermanentFailure that refused it before it wrote anything; any exception it raises
+    has the batch done again one record at a time, each through ``__call__`` in a savepoint."""
+
+    async def __call__(self, uow: UnitOfWork, cloud_event: CloudEvent) -> None: ...
+
+    async def batch(self, records: Sequence[Inbound]) -> Sequence[PermanentFailure | None]: ...
+
 
 NETWORK_EXTENSION = "network"
 """CloudEvents extension (header ``ce_network``) naming the tenant of a raw inbound event."""
@@ -124,6 +147,10 @@ class _Undecodable(Exception):
         self.reason = reason
 
 
+def _same_run(first: _Decoded, record: _Decoded) -> bool:
+    return first.cloud_event.type == record.cloud_event.type and first.tenant == record.tenant
+
+
 def _dedup_key(record: ConsumerRecord) -> tuple[str, str] | None:
     headers = dict(record.headers or ())
     source, event_id = headers.get("ce_source"), headers.get("ce_id")
@@ -165,6 +192,17 @@ class _Decoded:
     cloud_event: CloudEvent
     tenant: Tenant
     work: Callable[[UnitOfWork], Awaitable[None]]
+    batch: BatchRawHandler | None = None
+    """Set when the record's handler takes runs of records (outside a savepoint only)."""
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A record of a run waiting for its batch handler, with the span it is processed under."""
+
+    record: ConsumerRecord
+    decoded: _Decoded
+    span: trace.Span
 
 
 @dataclass
@@ -229,6 +267,11 @@ class EventConsumer:
         self._topics = topics
         self._handlers = dict(handlers)
         self._raw_handlers = dict(raw_handlers or {})
+        self._batch_handlers = {
+            event_type: raw
+            for event_type, raw in self._raw_handlers.items()
+            if isinstance(raw, BatchRawHandler)
+        }
         self._metrics = metrics
         self._retry = retry
         self._batch_size = batch_size
@@ -384,6 +427,7 @@ class EventConsumer:
         scoped: list[Tenant] = []  # the tenant the transaction is scoped to, once set
         async with self._pool.acquire() as conn, conn.transaction():
             inbox = None if isolated else await self._inbox_for(conn, records)
+            run: list[_Waiting] = []  # records waiting for a batch handler, one type and tenant
             for record in records:
                 with self._span(record) as span:
                     try:
@@ -397,6 +441,21 @@ class EventConsumer:
                     if decoded is None:
                         outcome.finished += 1
                         continue
+                    if inbox is not None and decoded.batch is not None:
+                        if run and not _same_run(run[0].decoded, decoded):
+                            await self._run(conn, run, inbox, outbox, outcome, scoped)
+                        ce = decoded.cloud_event
+                        if (ce.source, ce.id) in inbox.held:
+                            outcome.handled.append((ce.type, "duplicate", 0.0))
+                            outcome.finished += 1
+                        else:
+                            # Held from now: a copy later in the run is a duplicate (if this one
+                            # is refused, the copy is counted so, and the dead letter holds it).
+                            inbox.held.add((ce.source, ce.id))
+                            run.append(_Waiting(record, decoded, span))
+                        continue
+                    # Handled alone, after the run before it: a partition's order is kept.
+                    await self._run(conn, run, inbox, outbox, outcome, scoped)
                     started = time.perf_counter()
                     try:
                         if inbox is None:
@@ -425,10 +484,65 @@ class EventConsumer:
                         (decoded.cloud_event.type, result, time.perf_counter() - started)
                     )
                     outcome.finished += 1
+            await self._run(conn, run, inbox, outbox, outcome, scoped)
             if inbox is not None and inbox.rows:
                 await conn.executemany(_INBOX_ROWS_SQL, inbox.rows)
             await add_to_outbox(conn, outbox)
         return outcome
+
+    async def _run(
+        self,
+        conn: asyncpg.Connection,
+        run: list[_Waiting],
+        inbox: _BatchInbox | None,
+        outbox: list[OutboxMessage],
+        outcome: _BatchOutcome,
+        scoped: list[Tenant],
+    ) -> None:
+        """Hand the waiting run to its batch handler and empty it; a record it refused goes to
+        the dead letters (after the commit), the others are handled."""
+        if not run:
+            return
+        waiting = run[:]
+        run.clear()
+        assert inbox is not None
+        first = waiting[0].decoded
+        assert first.batch is not None
+        if scoped != [first.tenant]:
+            await apply_tenant(conn, first.tenant)
+            scoped[:] = [first.tenant]
+        items = [Inbound(UnitOfWork(conn, first.tenant), w.decoded.cloud_event) for w in waiting]
+        started = time.perf_counter()
+        try:
+            refusals = await first.batch.batch(items)
+        except Exception as exc:
+            if is_infrastructure_failure(exc):
+                raise
+            raise _RecordFailed from exc
+        each = (time.perf_counter() - started) / len(waiting)
+        for w, item, refusal in zip(waiting, items, refusals, strict=True):
+            ce = item.cloud_event
+            outcome.finished += 1
+            if refusal is not None:
+                reason = f"permanent failure: {refusal}"
+                w.span.set_status(Status(StatusCode.ERROR, reason))
+                outcome.dead_letters.append((w.record, reason))
+                continue
+            inbox.rows.append(
+                (
+                    self._group_id,
+                    ce.source,
+                    ce.id,
+                    ce.type,
+                    w.record.topic,
+                    w.record.partition,
+                    w.record.offset,
+                )
+            )
+            # Under the record's span, so each event carries its own record's trace.
+            with trace.use_span(w.span, end_on_exit=False):
+                outbox.extend(outbox_message(e, source=self._source) for e in item.uow.events)
+            outcome.handled.append((ce.type, "handled", each))
 
     async def _inbox_for(
         self, conn: asyncpg.Connection, records: list[ConsumerRecord]
@@ -541,7 +655,8 @@ class EventConsumer:
                 assert raw is not None
                 return raw(uow, cloud_event)
 
-            return _Decoded(cloud_event, Tenant(network_id=network), work)
+            batch = self._batch_handlers.get(cloud_event.type)
+            return _Decoded(cloud_event, Tenant(network_id=network), work, batch)
         if handler is not None:
             try:
                 event = decode_event(cloud_event)

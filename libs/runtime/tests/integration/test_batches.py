@@ -1,11 +1,13 @@
 """The consumer's batch path on the real broker and database: a partition's records share one
-transaction, a failed record is left out alone, and a crash mid-batch loses and doubles nothing."""
+transaction, a failed record is left out alone, and a crash mid-batch loses and doubles nothing;
+a raw handler that takes runs of records (``BatchRawHandler``) gets one call per run."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -14,9 +16,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from huddle_contracts.cloudevents import CloudEvent, to_headers
 from huddle_contracts.events import Event, SupportRequested
 from huddle_contracts.registry import encode_event
-from huddle_contracts.topics import SUPPORT_REQUESTED
+from huddle_contracts.topics import INBOUND_ADVERSE_EVENTS, SUPPORT_REQUESTED
 from huddle_runtime import database
-from huddle_runtime.consumer import EventConsumer, PermanentFailure, RetryPolicy
+from huddle_runtime.consumer import (
+    BatchRawHandler,
+    EventConsumer,
+    Inbound,
+    PermanentFailure,
+    RetryPolicy,
+)
 from huddle_runtime.kafka import new_consumer, new_producer
 from huddle_runtime.metrics import Metrics
 from huddle_runtime.settings import ServiceSettings
@@ -254,3 +262,239 @@ async def rewind(settings: ServiceSettings, tp: TopicPartition) -> None:
         await consumer.commit({tp: start})
     finally:
         await consumer.stop()
+
+
+# --------------------------------------------------------------------------- batch handlers
+
+RAW_TOPIC = INBOUND_ADVERSE_EVENTS.name
+RAW_TYPE = INBOUND_ADVERSE_EVENTS.event_types[0]
+RAW_PARTITION = 1  # one partition, so that the records below arrive in fetched batches together
+
+
+def raw_event(case_id: uuid.UUID, *, event_id: str | None = None) -> CloudEvent:
+    return CloudEvent(
+        id=event_id or str(uuid.uuid4()),
+        source="/incident-system/test",
+        type=RAW_TYPE,
+        data=json.dumps({"case_id": str(case_id)}).encode(),
+        time=datetime.now(UTC),
+        datacontenttype="application/json",
+        extensions={"network": "north"},
+    )
+
+
+class RunNotes:
+    """Writes one note per record of its own and publishes one event for it; refuses, or fails
+    as a whole, when told to."""
+
+    def __init__(self, cases: Sequence[uuid.UUID]) -> None:
+        self.mine = set(cases)  # the topic is shared with other tests
+        self.refused: set[uuid.UUID] = set()
+        self.breaks_the_run: uuid.UUID | None = None
+        self.runs: list[int] = []
+        self.alone = 0
+
+    async def __call__(self, uow: UnitOfWork, cloud_event: CloudEvent) -> None:
+        self.alone += 1
+        [refusal] = await self._write([Inbound(uow, cloud_event)])
+        if refusal is not None:
+            raise refusal
+
+    async def batch(self, records: Sequence[Inbound]) -> list[PermanentFailure | None]:
+        self.runs.append(len(records))
+        if self.breaks_the_run in {_case(r.cloud_event) for r in records} - {None}:
+            raise RuntimeError("this run cannot be taken at once")
+        return await self._write(records)
+
+    async def _write(self, records: Sequence[Inbound]) -> list[PermanentFailure | None]:
+        refusals: list[PermanentFailure | None] = []
+        rows = []
+        for record in records:
+            case = _case(record.cloud_event)
+            if case in self.refused:
+                refusals.append(PermanentFailure("this report can never be taken in"))
+                continue
+            refusals.append(None)
+            if case in self.mine:
+                rows.append(("north", case))
+                record.uow.publish(requested(case))
+        await records[0].uow.conn.executemany(
+            "INSERT INTO note (network_id, case_id, body) VALUES ($1, $2, 'seen')", rows
+        )
+        return refusals
+
+
+def _case(cloud_event: CloudEvent) -> uuid.UUID | None:
+    """The record's case; None for another test's record (the topic is shared)."""
+    try:
+        return uuid.UUID(json.loads(cloud_event.data)["case_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def requested(case: uuid.UUID) -> SupportRequested:
+    return SupportRequested(
+        case_id=case,
+        network_id="north",
+        hospital_id="h1",
+        unit_id="icu",
+        requester="p_" + case.hex,
+        discipline="nurse",
+        origin="outreach",
+        urgency="routine",
+        requested_at=datetime.now(UTC),
+    )
+
+
+async def publish_raw(producer: AIOKafkaProducer, events: list[CloudEvent]) -> None:
+    for ce in events:
+        await producer.send(RAW_TOPIC, ce.data, headers=to_headers(ce), partition=RAW_PARTITION)
+    await producer.flush()
+
+
+async def skip_to_end(settings: ServiceSettings, producer: AIOKafkaProducer) -> None:
+    """The group starts at the topic's end: other tests' records (and re-sends) are not ours."""
+    partitions = [TopicPartition(RAW_TOPIC, p) for p in await producer.partitions_for(RAW_TOPIC)]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.commit(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+async def start_raw(settings: ServiceSettings, pool: asyncpg.Pool, producer, notes: RunNotes):
+    consumer = EventConsumer(
+        consumer=new_consumer(settings.kafka, group_id=settings.consumer_group, client_id="t"),
+        producer=producer,
+        pool=pool,
+        group_id=settings.consumer_group,
+        source="/huddle/probe",
+        topics=[RAW_TOPIC],
+        handlers={},
+        raw_handlers={RAW_TYPE: notes},
+        metrics=Metrics(),
+        retry=RetryPolicy(max_attempts=3, backoff_seconds=0.01),
+    )
+    await consumer.start()
+    return consumer, asyncio.create_task(consumer.run())
+
+
+async def raw_dead_letters(bootstrap: str, group: str, want: int) -> dict[str, dict[str, str]]:
+    """The dead letters this test's consumer group sent, by CloudEvent id."""
+    consumer = AIOKafkaConsumer(
+        INBOUND_ADVERSE_EVENTS.dead_letter,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    found: dict[str, dict[str, str]] = {}
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(found) < want and asyncio.get_running_loop().time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=300)).values():
+                for record in batch:
+                    headers = {k: (v or b"").decode() for k, v in record.headers}
+                    if headers.get("dlt.consumer.group") == group:
+                        found[headers["ce_id"]] = headers
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def outbox_cases(admin: asyncpg.Connection, settings: ServiceSettings) -> list[str]:
+    rows = await admin.fetch(f"SELECT value FROM {settings.schema_name}.outbox ORDER BY id")
+    return [json.loads(r["value"])["case_id"] for r in rows]
+
+
+def test_a_handler_with_a_batch_method_is_taken_for_a_batch_handler() -> None:
+    assert isinstance(RunNotes([]), BatchRawHandler)
+
+    async def plain(uow: UnitOfWork, cloud_event: CloudEvent) -> None: ...
+
+    assert not isinstance(plain, BatchRawHandler)
+
+
+async def test_a_run_is_taken_in_one_call_refused_records_dead_lettered_alone_and_a_resent_id_once(
+    probe: ProbeFactory, admin: asyncpg.Connection
+) -> None:
+    settings = await probe(relay_enabled=False)
+    pool = await database.create_pool(settings)
+    producer = new_producer(settings.kafka, client_id="test")
+    await producer.start()
+    cases = [uuid.uuid4() for _ in range(40)]
+    notes = RunNotes(cases)
+    refused = {cases[5], cases[31]}
+    notes.refused |= refused
+    events = [raw_event(case) for case in cases]
+    resent = raw_event(cases[9], event_id=events[9].id)  # the same CloudEvent, sent again
+    await skip_to_end(settings, producer)
+    await publish_raw(producer, [*events[:20], resent, *events[20:]])
+
+    consumer, task = await start_raw(settings, pool, producer, notes)
+    taken = [c for c in cases if c not in refused]
+    await until(lambda: _raw_noted(admin, settings, taken))
+    consumer.stop()
+    await task
+    await consumer.close()
+
+    counts = await noted(admin, settings)
+    assert {case: n for case, n in counts.items() if case in notes.mine} == dict.fromkeys(taken, 1)
+    assert sorted(await outbox_cases(admin, settings)) == sorted(str(c) for c in taken)
+    letters = await raw_dead_letters(settings.kafka.bootstrap_servers, settings.consumer_group, 2)
+    assert {letters[e.id]["dlt.reason"] for e in events if _case(e) in refused} == {
+        "permanent failure: this report can never be taken in"
+    }
+    assert len(letters) == 2
+    assert consumer.duplicates == 1
+    assert consumer.handled == len(taken)
+    assert notes.alone == 0  # no record needed a transaction of its own
+    assert max(notes.runs) > 1  # records shared calls
+    await producer.stop()
+    await pool.close()
+
+
+async def test_a_run_that_fails_as_a_whole_is_done_again_one_record_at_a_time(
+    probe: ProbeFactory, admin: asyncpg.Connection
+) -> None:
+    settings = await probe(relay_enabled=False)
+    pool = await database.create_pool(settings)
+    producer = new_producer(settings.kafka, client_id="test")
+    await producer.start()
+    cases = [uuid.uuid4() for _ in range(20)]
+    notes = RunNotes(cases)
+    notes.breaks_the_run = cases[11]
+    notes.refused.add(cases[3])
+    await skip_to_end(settings, producer)
+    await publish_raw(producer, [raw_event(case) for case in cases])
+
+    consumer, task = await start_raw(settings, pool, producer, notes)
+    taken = [c for c in cases if c != cases[3]]
+    await until(lambda: _raw_noted(admin, settings, taken))
+    consumer.stop()
+    await task
+    await consumer.close()
+
+    counts = await noted(admin, settings)
+    # Nothing of the failed run survived its rollback; each record then once, alone.
+    assert {case: n for case, n in counts.items() if case in notes.mine} == dict.fromkeys(taken, 1)
+    assert sorted(await outbox_cases(admin, settings)) == sorted(str(c) for c in taken)
+    assert notes.alone >= 1
+    letters = await raw_dead_letters(settings.kafka.bootstrap_servers, settings.consumer_group, 1)
+    assert [h["dlt.reason"] for h in letters.values()] == [
+        "permanent failure: this report can never be taken in"
+    ]
+    await producer.stop()
+    await pool.close()
+
+
+async def _raw_noted(
+    admin: asyncpg.Connection, settings: ServiceSettings, cases: list[uuid.UUID]
+) -> bool:
+    return set(cases) <= (await noted(admin, settings)).keys()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,17 @@ def keyed_digest(master_key: SecretStr, network_id: str, purpose: str, value: by
 async def lock(conn: asyncpg.Connection, *parts: str) -> None:
     """Serialise the transactions working on one thing (a report, a key) until they commit."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "/".join(parts))
+
+
+async def lock_each(conn: asyncpg.Connection, prefix: Sequence[str], names: Iterable[str]) -> None:
+    """``lock`` for many things in one round trip, taken in one order so that two transactions
+    locking overlapping sets never wait on each other in a cycle."""
+    keys = sorted({"/".join((*prefix, name)) for name in names})
+    await conn.execute(
+        """SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))
+             FROM (SELECT key FROM unnest($1::text[]) AS key ORDER BY key) AS ordered""",
+        keys,
+    )
 
 
 @dataclass(frozen=True)
@@ -60,30 +71,37 @@ class InvolvedRecord:
     case_id: UUID | None
 
 
-async def add_adverse_event(
-    conn: asyncpg.Connection, event: AdverseEventRecord, involved: Sequence[InvolvedRecord]
+async def add_adverse_events(
+    conn: asyncpg.Connection,
+    reported: Sequence[tuple[AdverseEventRecord, Sequence[InvolvedRecord]]],
 ) -> None:
-    await conn.execute(
+    """Each event with the people involved in it: two statements, however many events."""
+    await conn.executemany(
         """INSERT INTO adverse_event (adverse_event_id, network_id, hospital_id, unit_ids,
                event_class, harm_level, categories, occurred_at, reported_at,
                reporter_event_digest, reported_by, outreach_triggered, group_debrief_requested,
                support_requests, unknown_staff)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
-        event.adverse_event_id,
-        event.network_id,
-        event.hospital_id,
-        list(event.unit_ids),
-        event.event_class.value,
-        event.harm_level.value,
-        [category.value for category in event.categories],
-        event.occurred_at,
-        event.reported_at,
-        event.reporter_event_digest,
-        event.reported_by,
-        event.outreach_triggered,
-        event.group_debrief_requested,
-        event.support_requests,
-        event.unknown_staff,
+        [
+            (
+                event.adverse_event_id,
+                event.network_id,
+                event.hospital_id,
+                list(event.unit_ids),
+                event.event_class.value,
+                event.harm_level.value,
+                [category.value for category in event.categories],
+                event.occurred_at,
+                event.reported_at,
+                event.reporter_event_digest,
+                event.reported_by,
+                event.outreach_triggered,
+                event.group_debrief_requested,
+                event.support_requests,
+                event.unknown_staff,
+            )
+            for event, _ in reported
+        ],
     )
     await conn.executemany(
         """INSERT INTO adverse_event_involved (adverse_event_id, network_id, pseudonym,
@@ -100,21 +118,26 @@ async def add_adverse_event(
                 person.in_directory,
                 person.case_id,
             )
+            for event, involved in reported
             for person in involved
         ],
     )
 
 
-async def adverse_event_reported_as(
-    conn: asyncpg.Connection, *, network_id: str, reporter_event_digest: str
-) -> AdverseEventRecord | None:
-    row = await conn.fetchrow(
-        "SELECT * FROM adverse_event WHERE network_id = $1 AND reporter_event_digest = $2",
+async def adverse_events_reported_as(
+    conn: asyncpg.Connection, *, network_id: str, reporter_event_digests: Sequence[str]
+) -> dict[str, AdverseEventRecord]:
+    """The events already reported under any of these reporter event ids, by digest."""
+    rows = await conn.fetch(
+        """SELECT * FROM adverse_event
+            WHERE network_id = $1 AND reporter_event_digest = ANY($2::text[])""",
         network_id,
-        reporter_event_digest,
+        list(reporter_event_digests),
     )
-    if row is None:
-        return None
+    return {row["reporter_event_digest"]: _adverse_event(row) for row in rows}
+
+
+def _adverse_event(row: asyncpg.Record) -> AdverseEventRecord:
     return AdverseEventRecord(
         adverse_event_id=row["adverse_event_id"],
         network_id=row["network_id"],
@@ -138,11 +161,21 @@ async def outreach_policies(
     conn: asyncpg.Connection, *, network_id: str, hospital_id: str | None
 ) -> tuple[OutreachPolicy | None, OutreachPolicy | None]:
     """The network's own policy and, when asked, the hospital's (None where there is none)."""
+    network, hospitals = await outreach_policies_of(
+        conn, network_id=network_id, hospital_ids=[hospital_id] if hospital_id else []
+    )
+    return network, hospitals.get(hospital_id) if hospital_id else None
+
+
+async def outreach_policies_of(
+    conn: asyncpg.Connection, *, network_id: str, hospital_ids: Iterable[str]
+) -> tuple[OutreachPolicy | None, dict[str, OutreachPolicy]]:
+    """The network's own policy (None if it has none) and those of the hospitals that have one."""
     rows = await conn.fetch(
         """SELECT hospital_id, harm_levels, categories, near_misses FROM outreach_policy
-            WHERE network_id = $1 AND (hospital_id IS NULL OR hospital_id = $2)""",
+            WHERE network_id = $1 AND (hospital_id IS NULL OR hospital_id = ANY($2::text[]))""",
         network_id,
-        hospital_id,
+        sorted(set(hospital_ids)),
     )
     found = {
         row["hospital_id"]: OutreachPolicy.of(
@@ -152,7 +185,8 @@ async def outreach_policies(
         )
         for row in rows
     }
-    return found.get(None), found.get(hospital_id) if hospital_id else None
+    network = found.pop(None, None)
+    return network, {hospital: policy for hospital, policy in found.items() if hospital}
 
 
 async def put_outreach_policy(

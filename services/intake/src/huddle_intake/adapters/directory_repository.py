@@ -114,6 +114,17 @@ async def members_up_the_line(
     return [member_of(row) for row in rows]
 
 
+async def members_up_the_lines(
+    conn: asyncpg.Connection, *, network_id: str, pseudonyms: Sequence[str], depth: int
+) -> list[StaffMember]:
+    """``members_up_the_line`` for many people in one query: all of them and everyone above."""
+    line, members = up_the_line("$1", "ANY($2::text[])", "$3")
+    rows = await conn.fetch(
+        f"WITH RECURSIVE {line} {members}", network_id, sorted(set(pseudonyms)), depth
+    )
+    return [member_of(row) for row in rows]
+
+
 def up_the_line(network_id: str, pseudonym: str, depth: str) -> tuple[str, str]:
     """``members_up_the_line`` as SQL for a statement of the caller's, given its placeholders:
     the recursive CTE ``line`` and the SELECT of the members in it (rows for ``member_of``)."""

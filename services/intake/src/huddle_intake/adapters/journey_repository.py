@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+
+
+@dataclass(frozen=True)
+class Step:
+    """A row of a request's journey."""
+
+    network_id: str
+    case_id: UUID
+    kind: str
+    at: datetime
+    detail: dict[str, Any] | None = None
 
 
 async def add_step(
@@ -19,14 +32,17 @@ async def add_step(
     at: datetime,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    await conn.execute(
+    await add_steps(conn, [Step(network_id, case_id, kind, at, detail)])
+
+
+async def add_steps(conn: asyncpg.Connection, steps: Sequence[Step]) -> None:
+    await conn.executemany(
         "INSERT INTO request_event (network_id, case_id, kind, at, detail)"
         " VALUES ($1, $2, $3, $4, $5::jsonb)",
-        network_id,
-        case_id,
-        kind,
-        at,
-        json.dumps(detail or {}, default=_iso),
+        [
+            (s.network_id, s.case_id, s.kind, s.at, json.dumps(s.detail or {}, default=_iso))
+            for s in steps
+        ],
     )
 
 

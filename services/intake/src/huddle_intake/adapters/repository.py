@@ -17,25 +17,30 @@ from huddle_intake.domain.support_request import SupportRequest
 from huddle_intake.domain.workforce_directory import StaffMember
 
 
-async def add(conn: asyncpg.Connection, request: SupportRequest) -> None:
-    await conn.execute(
+async def add_all(conn: asyncpg.Connection, requests: Sequence[SupportRequest]) -> None:
+    await conn.executemany(
         """INSERT INTO support_request (case_id, network_id, hospital_id, unit_id, requester,
                submitted_by, discipline, origin, urgency, preferred_mode, preferences, status,
                requested_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)""",
-        request.case_id,
-        request.network_id,
-        request.hospital_id,
-        request.unit_id,
-        request.requester,
-        request.submitted_by,
-        request.discipline.value,
-        request.origin.value,
-        request.urgency.value,
-        request.preferred_mode.value if request.preferred_mode else None,
-        request.preferences.model_dump_json(exclude_none=True),
-        request.status,
-        request.requested_at,
+        [
+            (
+                request.case_id,
+                request.network_id,
+                request.hospital_id,
+                request.unit_id,
+                request.requester,
+                request.submitted_by,
+                request.discipline.value,
+                request.origin.value,
+                request.urgency.value,
+                request.preferred_mode.value if request.preferred_mode else None,
+                request.preferences.model_dump_json(exclude_none=True),
+                request.status,
+                request.requested_at,
+            )
+            for request in requests
+        ],
     )
 
 

@@ -8,12 +8,12 @@ the same validation, de-identification and policy.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from huddle_contracts.events import AdverseEventReported, InvolvedStaff, SupportRequested
 from huddle_contracts.vocabulary import Discipline, Origin
 from huddle_runtime.pseudonyms import pseudonym_for
@@ -40,6 +40,7 @@ from huddle_intake.domain.adverse_event_report import (
     reporting_hospital,
 )
 from huddle_intake.domain.outreach_policy import (
+    OutreachPolicy,
     group_debrief_needed,
     outreach_urgency,
     policy_in_force,
@@ -114,6 +115,15 @@ class InvolvedPerson:
     in_directory: bool
 
 
+@dataclass(frozen=True)
+class IncomingReport:
+    """A report to take in, with the unit of work its events are published to."""
+
+    uow: UnitOfWork
+    reporter: Reporter
+    report: AdverseEventReport
+
+
 async def report_adverse_event(
     uow: UnitOfWork,
     *,
@@ -122,33 +132,118 @@ async def report_adverse_event(
     report: AdverseEventReport,
 ) -> ReportAccepted:
     """Store the de-identified event, publish it, and offer support if the policy says so."""
-    network = reporter.network_id
-    hospital = reporting_hospital(
-        declared=report.hospital_id, reporter_hospital=reporter.hospital_id
+    [result] = await report_adverse_events(
+        pseudonym_key=pseudonym_key, reports=[IncomingReport(uow, reporter, report)]
     )
-    digest = keyed_digest(
-        pseudonym_key, network, "reporter-event-id", report.reporter_event_id.encode()
-    )
-    await events.lock(uow.conn, network, "adverse-event", digest)
-    earlier = await events.adverse_event_reported_as(
-        uow.conn, network_id=network, reporter_event_digest=digest
-    )
-    if earlier is not None:
-        return ReportAccepted.of(earlier, first_report=False)
+    if isinstance(result, ReportRefused):
+        raise result
+    return result
 
-    network_policy, hospital_policy = await events.outreach_policies(
-        uow.conn, network_id=network, hospital_id=hospital
+
+async def report_adverse_events(
+    *, pseudonym_key: SecretStr, reports: Sequence[IncomingReport]
+) -> list[ReportAccepted | ReportRefused]:
+    """``report_adverse_event`` for a run of reports of one network on one connection, in a
+    fixed number of round trips however many there are (a back-fill's batch).
+
+    Each report's result, in order: a refused report has written nothing. A report whose
+    reporter event id came earlier, in the database or in the run, gets the first's result.
+    """
+    if not reports:
+        return []
+    conn, network = reports[0].uow.conn, reports[0].reporter.network_id
+    if any(r.uow.conn is not conn or r.reporter.network_id != network for r in reports):
+        raise ValueError("a run of reports shares one connection and one network")
+    results: list[ReportAccepted | ReportRefused | None] = [None] * len(reports)
+    placed: list[tuple[int, str, str]] = []  # (index, hospital, reporter event digest)
+    for i, incoming in enumerate(reports):
+        try:
+            hospital = reporting_hospital(
+                declared=incoming.report.hospital_id,
+                reporter_hospital=incoming.reporter.hospital_id,
+            )
+        except ReportRefused as refused:
+            results[i] = refused
+            continue
+        digest = keyed_digest(
+            pseudonym_key, network, "reporter-event-id", incoming.report.reporter_event_id.encode()
+        )
+        placed.append((i, hospital, digest))
+    digests = [digest for _, _, digest in placed]
+    await events.lock_each(conn, (network, "adverse-event"), digests)
+    earlier = await events.adverse_events_reported_as(
+        conn, network_id=network, reporter_event_digests=digests
     )
-    policy, _ = policy_in_force(network=network_policy, hospital=hospital_policy)
-    people = await _involved(
-        uow.conn, pseudonym_key, network=network, hospital_id=hospital, report=report
+    network_policy, hospital_policies = await events.outreach_policies_of(
+        conn, network_id=network, hospital_ids={hospital for _, hospital, _ in placed}
     )
+    new = [(i, hospital, digest) for i, hospital, digest in placed if digest not in earlier]
+    pseudonym = _Pseudonyms(pseudonym_key, network)
+    lines = await directory.lines_of(
+        conn,
+        network_id=network,
+        pseudonyms={
+            p for i, _, _ in new for p in _directory_pseudonyms(pseudonym, reports[i].report)
+        },
+    )
+    writes = _Writes()
+    for i, hospital, digest in placed:
+        if digest in earlier:
+            results[i] = ReportAccepted.of(earlier[digest], first_report=False)
+            continue
+        incoming = reports[i]
+        policy, _ = policy_in_force(
+            network=network_policy, hospital=hospital_policies.get(hospital)
+        )
+        people = _involved(pseudonym, lines, hospital_id=hospital, report=incoming.report)
+        record = _take_in(
+            incoming, writes, hospital=hospital, digest=digest, policy=policy, people=people
+        )
+        earlier[digest] = record  # the same report again in this run is its repeat
+        results[i] = ReportAccepted.of(record, first_report=True)
+    await writes.flush(reports[0].uow)
+    done = [result for result in results if result is not None]
+    assert len(done) == len(reports)
+    return done
+
+
+@dataclass
+class _Writes:
+    """The rows a run of reports writes, in as many statements as there are tables."""
+
+    requests: list[SupportRequest] = field(default_factory=list)
+    steps: list[journey.Step] = field(default_factory=list)
+    prompts: list[tier_one.Prompt] = field(default_factory=list)
+    reported: list[tuple[AdverseEventRecord, list[InvolvedRecord]]] = field(default_factory=list)
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        # Requests first: the other rows refer to them.
+        if self.requests:
+            await repository.add_all(uow.conn, self.requests)
+            await journey.add_steps(uow.conn, self.steps)
+        if self.prompts:
+            await tier_one.prompt_managers(uow, self.prompts)
+        if self.reported:
+            await events.add_adverse_events(uow.conn, self.reported)
+
+
+def _take_in(
+    incoming: IncomingReport,
+    writes: _Writes,
+    *,
+    hospital: str,
+    digest: str,
+    policy: OutreachPolicy,
+    people: list[InvolvedPerson],
+) -> AdverseEventRecord:
+    """One new report: its event published, its outreach and its rows queued in ``writes``."""
+    report, reporter, uow = incoming.report, incoming.reporter, incoming.uow
     units_touched = {(hospital, unit) for unit in report.unit_ids}
     units_touched |= {(person.hospital_id, person.unit_id) for person in people}
     triggered = qualifies(report, policy)
     now = datetime.now(UTC)
     reported = AdverseEventReported(
-        network_id=network,
+        network_id=reporter.network_id,
         hospital_id=hospital,
         adverse_event_id=uuid.uuid4(),
         unit_ids=tuple(dict.fromkeys((*report.unit_ids, *(p.unit_id for p in people)))),
@@ -167,13 +262,13 @@ async def report_adverse_event(
     # The event goes first on the bus: matching learns who is involved before any request.
     uow.publish(reported)
     cases = (
-        await _offer_support(uow, reporter=reporter, report=report, event=reported, people=people)
+        _offer_support(uow, writes, reporter=reporter, report=report, event=reported, people=people)
         if triggered
         else {}
     )
     record = AdverseEventRecord(
         adverse_event_id=reported.adverse_event_id,
-        network_id=network,
+        network_id=reporter.network_id,
         hospital_id=hospital,
         unit_ids=reported.unit_ids,
         event_class=reported.event_class,
@@ -188,39 +283,62 @@ async def report_adverse_event(
         support_requests=len(cases),
         unknown_staff=sum(not person.in_directory for person in people),
     )
-    await events.add_adverse_event(
-        uow.conn,
-        record,
-        [
-            InvolvedRecord(
-                pseudonym=p.pseudonym,
-                hospital_id=p.hospital_id,
-                unit_id=p.unit_id,
-                discipline=p.discipline,
-                in_directory=p.in_directory,
-                case_id=cases.get(p.pseudonym),
-            )
-            for p in people
-        ],
+    writes.reported.append(
+        (
+            record,
+            [
+                InvolvedRecord(
+                    pseudonym=p.pseudonym,
+                    hospital_id=p.hospital_id,
+                    unit_id=p.unit_id,
+                    discipline=p.discipline,
+                    in_directory=p.in_directory,
+                    case_id=cases.get(p.pseudonym),
+                )
+                for p in people
+            ],
+        )
     )
-    return ReportAccepted.of(record, first_report=True)
+    return record
 
 
-async def _involved(
-    conn: asyncpg.Connection,
-    pseudonym_key: SecretStr,
+class _Pseudonyms(dict[str, str]):
+    """Staff identifiers' pseudonyms in one network, each computed once for a run of reports."""
+
+    def __init__(self, pseudonym_key: SecretStr, network: str) -> None:
+        super().__init__()
+        self._key, self._network = pseudonym_key, network
+
+    def __call__(self, staff_ref: str) -> str:
+        found = self.get(staff_ref)
+        if found is None:
+            found = self[staff_ref] = pseudonym_for(self._key, self._network, staff_ref)
+        return found
+
+
+def _directory_pseudonyms(pseudonym: _Pseudonyms, report: AdverseEventReport) -> Iterator[str]:
+    """Everyone the directory is asked about for a report: each staff identifier of each person
+    involved, and their manager's for someone it may not know."""
+    for named in report.involved:
+        for staff_ref in named.staff_refs:
+            yield pseudonym(staff_ref)
+        if named.manager_ref:
+            yield pseudonym(named.manager_ref)
+
+
+def _involved(
+    pseudonym: _Pseudonyms,
+    lines: directory.Lines,
     *,
-    network: str,
     hospital_id: str,
     report: AdverseEventReport,
 ) -> list[InvolvedPerson]:
     """Everyone involved, once each, placed by the directory; no one dropped for being unknown."""
     people: dict[str, InvolvedPerson] = {}
     for named in report.involved:
-        person = await _placed(
-            conn,
-            pseudonym_key,
-            network=network,
+        person = _placed(
+            pseudonym,
+            lines,
             hospital_id=hospital_id,
             event_unit=report.event_unit,
             named=named,
@@ -229,49 +347,37 @@ async def _involved(
     return list(people.values())
 
 
-async def _placed(
-    conn: asyncpg.Connection,
-    pseudonym_key: SecretStr,
+def _placed(
+    pseudonym: _Pseudonyms,
+    lines: directory.Lines,
     *,
-    network: str,
     hospital_id: str,
     event_unit: str,
     named: InvolvedStaffRef,
 ) -> InvolvedPerson:
     for staff_ref in named.staff_refs:
-        found = await directory.resolve_with_line(
-            conn, pseudonym_key=pseudonym_key, network_id=network, staff_ref=staff_ref
-        )
-        if found is not None:
-            member, above_them = found
+        member = lines.member(pseudonym(staff_ref))
+        if member is not None:
             return InvolvedPerson(
                 pseudonym=member.pseudonym,
                 hospital_id=member.hospital_id,
                 unit_id=member.unit_id,
                 discipline=member.discipline,
                 clinical_area=member.clinical_area,
-                reporting_line=above_them,
+                reporting_line=lines.reporting_line(member.pseudonym),
                 in_directory=True,
             )
-    manager_pseudonym = (
-        pseudonym_for(pseudonym_key, network, named.manager_ref) if named.manager_ref else None
-    )
-    manager = (
-        await directory.resolve_pseudonym(conn, network_id=network, pseudonym=manager_pseudonym)
-        if manager_pseudonym
-        else None
-    )
+    manager_pseudonym = pseudonym(named.manager_ref) if named.manager_ref else None
     placement = unit_for_unknown_staff(
-        manager=manager, event_hospital_id=hospital_id, event_unit_id=event_unit
+        manager=lines.member(manager_pseudonym) if manager_pseudonym else None,
+        event_hospital_id=hospital_id,
+        event_unit_id=event_unit,
     )
     line: tuple[str, ...] = ()
     if manager_pseudonym is not None:
-        above = await directory.reporting_line(
-            conn, network_id=network, pseudonym=manager_pseudonym
-        )
-        line = (manager_pseudonym, *above)
+        line = (manager_pseudonym, *lines.reporting_line(manager_pseudonym))
     return InvolvedPerson(
-        pseudonym=pseudonym_for(pseudonym_key, network, named.staff_refs[0]),
+        pseudonym=pseudonym(named.staff_refs[0]),
         hospital_id=placement.hospital_id,
         unit_id=placement.unit_id,
         discipline=named.discipline_hint or Discipline.OTHER,
@@ -281,8 +387,9 @@ async def _placed(
     )
 
 
-async def _offer_support(
+def _offer_support(
     uow: UnitOfWork,
+    writes: _Writes,
     *,
     reporter: Reporter,
     report: AdverseEventReport,
@@ -307,14 +414,15 @@ async def _offer_support(
             urgency=urgency,
             requested_at=event.reported_at,
         )
-        await repository.add(uow.conn, request)
-        await journey.add_step(
-            uow.conn,
-            network_id=request.network_id,
-            case_id=request.case_id,
-            kind="requested",
-            at=request.requested_at,
-            detail={"urgency": urgency.value, "origin": Origin.OUTREACH.value},
+        writes.requests.append(request)
+        writes.steps.append(
+            journey.Step(
+                network_id=request.network_id,
+                case_id=request.case_id,
+                kind="requested",
+                at=request.requested_at,
+                detail={"urgency": urgency.value, "origin": Origin.OUTREACH.value},
+            )
         )
         uow.publish(
             SupportRequested.model_validate(
@@ -328,11 +436,12 @@ async def _offer_support(
             )
         )
         if person.reporting_line:
-            await tier_one.prompt_manager(
-                uow,
-                hospital_id=person.hospital_id,
-                case_id=request.case_id,
-                manager=person.reporting_line[0],
+            writes.prompts.append(
+                tier_one.Prompt(
+                    hospital_id=person.hospital_id,
+                    case_id=request.case_id,
+                    manager=person.reporting_line[0],
+                )
             )
         cases[person.pseudonym] = request.case_id
     return cases

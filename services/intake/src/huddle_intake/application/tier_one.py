@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -23,17 +25,23 @@ from huddle_intake.application.paging import Pager, page_person
 log = structlog.get_logger(__name__)
 
 
-async def prompt_manager(uow: UnitOfWork, *, hospital_id: str, case_id: UUID, manager: str) -> None:
-    """Queue the prompt with the outreach request (sent by the prompt scheduler)."""
+@dataclass(frozen=True)
+class Prompt:
+    """A manager to prompt about one of their people's outreach request."""
+
+    hospital_id: str
+    case_id: UUID
+    manager: str
+
+
+async def prompt_managers(uow: UnitOfWork, prompts: Sequence[Prompt]) -> None:
+    """Queue the prompts with the outreach requests (sent by the prompt scheduler)."""
     assert uow.tenant is not None
-    await uow.conn.execute(
+    network_id = uow.tenant.network_id
+    await uow.conn.executemany(
         """INSERT INTO tier_one_check_in (id, network_id, hospital_id, case_id, manager)
            VALUES ($1, $2, $3, $4, $5)""",
-        uuid.uuid4(),
-        uow.tenant.network_id,
-        hospital_id,
-        case_id,
-        manager,
+        [(uuid.uuid4(), network_id, p.hospital_id, p.case_id, p.manager) for p in prompts],
     )
 
 

@@ -6,6 +6,7 @@ directory is read in the same transaction (and row-level security scope) as the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -53,18 +54,27 @@ async def reporting_line(
     return rules.reporting_line(pseudonym, members)
 
 
-async def resolve_with_line(
-    conn: asyncpg.Connection, *, pseudonym_key: SecretStr, network_id: str, staff_ref: str
-) -> tuple[StaffMember, tuple[str, ...]] | None:
-    """``resolve`` and ``reporting_line`` in one query (a back-fill does it per report)."""
-    pseudonym = pseudonym_for(pseudonym_key, network_id, staff_ref)
-    members = await repository.members_up_the_line(
-        conn, network_id=network_id, pseudonym=pseudonym, depth=rules.MAX_REPORTING_DEPTH
+@dataclass(frozen=True)
+class Lines:
+    """People of the directory with everyone above them, as one query found them."""
+
+    members: dict[str, StaffMember]
+
+    def member(self, pseudonym: str) -> StaffMember | None:
+        return self.members.get(pseudonym)
+
+    def reporting_line(self, pseudonym: str) -> tuple[str, ...]:
+        return rules.reporting_line(pseudonym, self.members)
+
+
+async def lines_of(
+    conn: asyncpg.Connection, *, network_id: str, pseudonyms: Iterable[str]
+) -> Lines:
+    """``resolve`` and ``reporting_line`` for many people in one query (a back-fill's batch)."""
+    members = await repository.members_up_the_lines(
+        conn, network_id=network_id, pseudonyms=list(pseudonyms), depth=rules.MAX_REPORTING_DEPTH
     )
-    member = next((m for m in members if m.pseudonym == pseudonym), None)
-    if member is None:
-        return None
-    return member, rules.reporting_line(pseudonym, members)
+    return Lines({member.pseudonym: member for member in members})
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ People appear only as pseudonyms here; what identifies them stays sealed in the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -56,12 +56,19 @@ def discipline_of(*candidates: str | None) -> Discipline:
     )
 
 
-def reporting_line(pseudonym: str, members: Iterable[StaffMember]) -> tuple[str, ...]:
+def reporting_line(
+    pseudonym: str, members: Iterable[StaffMember] | Mapping[str, StaffMember]
+) -> tuple[str, ...]:
     """The managers above ``pseudonym``, nearest first; stops at a cycle or the depth bound.
 
-    A manager missing from ``members`` still belongs to the line; the walk simply ends there.
+    A manager missing from ``members`` (a list, or a mapping by pseudonym) still belongs to the
+    line; the walk simply ends there.
     """
-    by_pseudonym = {member.pseudonym: member for member in members}
+    by_pseudonym = (
+        members
+        if isinstance(members, Mapping)
+        else {member.pseudonym: member for member in members}
+    )
     line: list[str] = []
     seen = {pseudonym}
     person = by_pseudonym.get(pseudonym)
