@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from huddle_contracts.events import AdverseEventReported, InvolvedStaff, SupportRequested
+from huddle_contracts.events import AdverseEventReported, InvolvedStaff
 from huddle_contracts.vocabulary import Discipline, Origin
 from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.service import Runtime
@@ -425,14 +425,11 @@ def _offer_support(
             )
         )
         uow.publish(
-            SupportRequested.model_validate(
-                {
-                    **request.to_event().model_dump(),
-                    "adverse_event_id": event.adverse_event_id,
-                    "clinical_area": person.clinical_area,
-                    "reporting_line": person.reporting_line,
-                    "involved": everyone,
-                }
+            request.to_event(
+                adverse_event_id=event.adverse_event_id,
+                clinical_area=person.clinical_area,
+                reporting_line=person.reporting_line,
+                involved=everyone,
             )
         )
         if person.reporting_line:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from huddle_contracts.events import MatchPreferences, SupportRequested
@@ -49,7 +50,9 @@ class SupportRequest:
     preferences: MatchPreferences = field(default_factory=MatchPreferences)
     status: str = "requested"
 
-    def to_event(self) -> SupportRequested:
+    def to_event(self, **context: Any) -> SupportRequested:
+        """The event; ``context`` adds what the request's origin knows (e.g. an adverse event's
+        involved staff), validated with the rest."""
         return SupportRequested(
             case_id=self.case_id,
             network_id=self.network_id,
@@ -62,6 +65,7 @@ class SupportRequest:
             preferred_mode=self.preferred_mode,
             preferences=self.preferences,
             requested_at=self.requested_at,
+            **context,
         )
 
 

@@ -55,9 +55,10 @@ class InboundReports:
         refusals: list[PermanentFailure | None] = [None] * len(records)
         readable: list[int] = []
         reports: list[IncomingReport] = []
+        reporters: dict[tuple[str, str | None, str], Reporter] = {}  # a run has one or a few
         for i, record in enumerate(records):
             try:
-                reports.append(_incoming(key, record))
+                reports.append(_incoming(key, record, reporters))
                 readable.append(i)
             except (ReportRefused, PermanentFailure) as exc:
                 refusals[i] = _refusal(exc)
@@ -68,19 +69,23 @@ class InboundReports:
         return refusals
 
 
-def _incoming(pseudonym_key: SecretStr, record: Inbound) -> IncomingReport:
+def _incoming(
+    pseudonym_key: SecretStr,
+    record: Inbound,
+    reporters: dict[tuple[str, str | None, str], Reporter],
+) -> IncomingReport:
     uow, cloud_event = record.uow, record.cloud_event
     assert uow.tenant is not None
     hospital = cloud_event.extensions.get(HOSPITAL_EXTENSION)
     if hospital is not None and not _SLUG.fullmatch(hospital):
         raise PermanentFailure("the ce_hospital extension must be a hospital id (a slug)")
     report = read_report(cloud_event.data, cloud_event.datacontenttype)
-    reporter = Reporter.known_as(
-        pseudonym_key,
-        network_id=uow.tenant.network_id,
-        hospital_id=hospital,
-        identity=cloud_event.source,
-    )
+    known = (uow.tenant.network_id, hospital, cloud_event.source)
+    reporter = reporters.get(known)
+    if reporter is None:
+        reporter = reporters[known] = Reporter.known_as(
+            pseudonym_key, network_id=known[0], hospital_id=hospital, identity=known[2]
+        )
     return IncomingReport(uow, reporter, report)
 
 
