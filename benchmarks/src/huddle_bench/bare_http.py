@@ -74,6 +74,8 @@ def main() -> None:
         build_app(DatabaseSettings()),
         host="127.0.0.1",
         port=int(os.environ["HUDDLE_HTTP_PORT"]),
+        loop="uvloop",
+        http="httptools",
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(DeliverySettings().shutdown_grace_seconds),

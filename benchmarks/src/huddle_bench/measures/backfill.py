@@ -539,31 +539,29 @@ def _limits(o: Outcome) -> list[str]:
     rate, wall, cpu = m["reports_per_s"], m["ms_per_report"], m["cpu_ms_per_report"]
     return [
         f"{rate:,.0f} reports/s is {rate / GOAL_REPORTS_PER_S:.0%} of the goal: "
-        f"{GOAL_REPORTS:,} reports would take {GOAL_REPORTS / rate / 60:,.0f} min. Each report "
-        f"costs {wall:.2f} ms, of which {cpu:.2f} ms is CPU in intake's process, so one "
-        f"process could not pass {1000 / cpu:,.0f} reports/s even if it never waited; the "
-        "rest is waiting on PostgreSQL.",
-        "The fsync is no longer the cost: the consumer now handles a partition's fetched "
-        f"records in one transaction (about {m['reports_per_transaction']:,.0f} reports per "
-        "commit here), without savepoints unless a record fails, reading which events its "
-        "inbox already holds in one query and writing the batch's inbox and outbox rows in one "
-        "statement each, with the partitions of a fetch side by side on their own "
-        "connections. One transaction per record, as before (HUDDLE_DELIVERY_CONSUMER_BATCH_"
-        "SIZE=1), ran at a tenth of the batches' rate (46 against 461 reports/s over 1,500 "
-        "reports, minutes apart, when the batches were written).",
-        "What limits it now is round trips, in waiting and in CPU alike: intake's use case is "
-        "written per report, and a report still costs about 10 round trips to PostgreSQL "
-        "(cProfile at 3,000 reports; 100 to 300 µs of `socket.send` each on this loaded 2-core "
-        "VM): the report's advisory lock, the look-up of an earlier report with the same id, "
-        "the outreach policies, one directory query per person involved (person and "
-        "reporting line now in one), the adverse event, its involved rows and, when outreach "
-        "is due, per person a support request, a journey step and a manager prompt. The rest "
-        "of the CPU is pydantic validation of each report and of the events, and the HMACs of "
-        "the pseudonyms and digests (each network's secret is now derived once, not per "
-        "pseudonym).",
-        "What would reach the goal: a batch form of the use case (one query resolving the "
-        "whole batch's staff, one reading its earlier reports and the policies, one multi-row "
-        "insert per table), so that 500 reports cost tens of round trips, not thousands.",
+        f"{GOAL_REPORTS:,} reports take {GOAL_REPORTS / rate / 60:,.1f} min. Each report "
+        f"costs {wall:.3f} ms, of which {cpu:.3f} ms is CPU in intake's process, so one "
+        f"process could not pass {1000 / cpu:,.0f} reports/s even if it never waited; "
+        "PostgreSQL, on the other core, takes the rest.",
+        "Round trips are no longer the cost. Intake takes a batch's run of reports in at once "
+        "(`report_adverse_events`, through the consumer's `BatchRawHandler`): the run's "
+        "reporter ids locked, earlier reports, outreach policies and everyone's directory "
+        "entry with reporting line read in one query each, and each table written in one "
+        f"statement, so a run (about {m['reports_per_transaction']:,.0f} reports here, one "
+        "transaction) costs about fifteen round trips. Before, each report cost about ten: "
+        "497 reports/s in the last full run without runs, a tenth of that with one "
+        "transaction per record.",
+        "What is left is CPU per report, spread thin (py-spy over 100,000 reports): reading "
+        "the CloudEvent and the report (JSON and pydantic validation), the HMACs of the "
+        "pseudonyms and the reporter id's digest, building AdverseEventReported (and a "
+        "SupportRequested per person offered outreach) and encoding each as a CloudEvent for "
+        "the outbox, the consumer's span per record, and asyncpg encoding about seven rows "
+        "per report (the event, the people involved, inbox, outbox and, for outreach, the "
+        "request, its journey step and the manager's prompt).",
+        "What would reach the goal: a second intake replica in the consumer group (the topic "
+        "is partitioned; `stack_scale_out` shows a second replica adding throughput) on a "
+        "machine with a core to spare for it; on these two cores PostgreSQL and Kafka take "
+        "the second.",
     ]
 
 

@@ -42,6 +42,9 @@ def service_cli(definition: ServiceDefinition) -> typer.Typer:
             app,
             host=settings.http_host,
             port=settings.http_port,
+            # libuv's event loop and the C HTTP parser: less CPU per request than asyncio and h11.
+            loop="uvloop",
+            http="httptools",
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=int(settings.delivery.shutdown_grace_seconds),
