@@ -14,7 +14,17 @@ from huddle_e2e.factories import NOW, make_need, make_peer
 from huddle_matching.domain.eligibility import eligible, exclusions
 from huddle_matching.domain.preferences import PreferenceWeights, score
 from huddle_matching.domain.roster import Peer
-from huddle_matching.domain.selection import Scope, best, better, in_tier, rank, tiers
+from huddle_matching.domain.selection import (
+    Scope,
+    best,
+    better,
+    in_tier,
+    leaders,
+    longest_wait_first,
+    rank,
+    standing,
+    tiers,
+)
 from huddle_matching.domain.support_need import SupportNeed
 from huddle_matching.domain.surge import pair_table
 from hypothesis import given, settings
@@ -122,3 +132,65 @@ def test_a_search_by_tiers_that_stops_early_finds_the_peer_the_ranking_puts_firs
         members = [p for p in roster if in_tier(p, need, tier)]
         top = better(top, best(need, members, NOW, scope=scope, weights=weights))
     assert top == rank(need, roster, NOW, scope=scope, weights=weights).best
+
+
+def offerable(peer: Peer, need: SupportNeed, scope: Scope) -> bool:
+    """What repository.candidates lets through: every hard rule, and the hospital's own peers."""
+    here = scope is Scope.NETWORK or peer.hospital_id == need.hospital_id
+    return here and eligible(peer, need, NOW)
+
+
+@settings(max_examples=400)
+@given(
+    need=needs(),
+    roster=st.lists(peers(), max_size=12, unique_by=lambda p: p.pseudonym),
+    scope=few(list(Scope)),
+    rotation=st.floats(0, 20),
+    per_day=st.sampled_from([0, 0.25, 0.5, 3]),
+    per_case=st.sampled_from([-5, 0, 2]),
+)
+def test_a_search_reading_only_the_first_of_each_standing_finds_the_peer_the_ranking_puts_first(
+    need: SupportNeed,
+    roster: list[Peer],
+    scope: Scope,
+    rotation: float,
+    per_day: float,
+    per_case: float,
+) -> None:
+    weights = PreferenceWeights(
+        rotation_cap=rotation,
+        rotation_per_day_since_last_match=per_day,
+        per_active_case=per_case,
+        language=12,
+        gender=4,
+    )
+    assert longest_wait_first(weights)
+    top = None
+    for tier in tiers(need, weights):  # as application.search.choose walks them
+        if top is not None and top.score.total > tier.bound:
+            break
+        members = [p for p in roster if in_tier(p, need, tier) and offerable(p, need, scope)]
+        first = leaders(need, members)
+        assert len(first) == len({standing(p, need) for p in members})
+        top = better(top, best(need, first, NOW, scope=scope, weights=weights))
+    assert top == rank(need, roster, NOW, scope=scope, weights=weights).best
+
+
+@settings(max_examples=300)
+@given(
+    need=needs(),
+    one=peers(),
+    other=peers(),
+    rotation=st.floats(0, 20),
+    per_day=st.sampled_from([0, 0.5, 3]),
+)
+def test_peers_of_one_standing_rank_by_fair_rotation_alone(
+    need: SupportNeed, one: Peer, other: Peer, rotation: float, per_day: float
+) -> None:
+    weights = PreferenceWeights(rotation_cap=rotation, rotation_per_day_since_last_match=per_day)
+    if standing(one, need) != standing(other, need) or one.pseudonym == other.pseudonym:
+        return
+    first = leaders(need, [one, other])
+    assert len(first) == 1
+    [rest] = [p for p in (one, other) if p is not first[0]]
+    assert score(first[0], need, NOW, weights).total >= score(rest, need, NOW, weights).total

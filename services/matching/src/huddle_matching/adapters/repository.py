@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -191,23 +192,70 @@ async def roster(
     return [_peer(r) for r in rows]
 
 
-# The hard rules that need no more than the peer's row, the open offers and the running shifts,
-# applied where the rows are; the domain still checks every rule on what comes back.
-_CANDIDATES = """
-    SELECT p.*, now_.on_call, now_.pending_offers
+# Every hard rule, applied where the rows are (the domain still checks each on what comes back).
+# Each peer's running shift and open offers are probed through their own index (a LATERAL, so
+# the planner never hashes the whole rota instead).
+_ELIGIBLE = """
+    SELECT {distinct} p.*, shift.on_call IS NOT NULL AS on_call, load.pending_offers
       FROM peer p
-      CROSS JOIN LATERAL (
-          SELECT EXISTS (SELECT 1 FROM on_call_shift s
+      LEFT JOIN LATERAL (SELECT true AS on_call FROM on_call_shift s
                           WHERE s.peer = p.pseudonym AND s.hospital_id = p.hospital_id
-                            AND s.starts_at <= $1 AND s.ends_at > $1) AS on_call,
-                 (SELECT count(*) FROM offer o
-                   WHERE o.peer = p.pseudonym AND o.status = 'open') AS pending_offers
-      ) now_
-     WHERE p.certified_until > $1
+                            AND s.starts_at <= $1 AND s.ends_at > $1 LIMIT 1) shift ON true
+     CROSS JOIN LATERAL (SELECT count(*) AS pending_offers FROM offer o
+                          WHERE o.peer = p.pseudonym AND o.status = 'open') load
+     WHERE p.network_id = $2
+       AND p.certified_until > $1
        AND NOT p.paused
-       AND p.capacity - p.active_cases - now_.pending_offers > 0
-       AND ($2 OR now_.on_call)
-       AND p.pseudonym <> ALL($3::text[]) {peer_scope}"""
+       AND p.active_cases < p.capacity
+       AND ($3 OR shift.on_call)
+       AND p.capacity - p.active_cases - load.pending_offers > 0
+       AND p.pseudonym <> ALL($4::text[]) {scope}"""
+# Fair rotation's order (``selection.leaders``): never matched first, then longest since the last
+# match, then pseudonym ("C": compared as Python compares strings).
+_WAITED = 'p.last_matched_at NULLS FIRST, p.pseudonym COLLATE "C"'
+# In one hospital, the first eligible peer of each group (discipline, active cases, each wish met
+# or not), read in the order of peer_by_area_and_wait (the request's clinical area) or
+# peer_by_wait (any other area, or any at all when the request names none): within a group only
+# fair rotation tells peers apart, so each read stops at its first eligible row. The groups'
+# filters are subqueries so that the plan's estimated cost is the same whatever the request:
+# PostgreSQL then keeps one generic plan instead of planning each request anew.
+_FIRST_OF_EACH_GROUP = """
+    SELECT first.*
+      FROM (VALUES {disciplines}) AS g(discipline)
+     CROSS JOIN LATERAL generate_series(0, (
+               SELECT max(q.active_cases) FROM peer q
+                WHERE q.network_id = $2 AND q.hospital_id = $7
+                  AND q.discipline = g.discipline)) AS k(active_cases)
+     CROSS JOIN (VALUES {wishes}) AS w(language, gender, own_unit)
+     CROSS JOIN LATERAL ({eligible}) first
+     WHERE (SELECT $5::bool IS NULL OR (g.discipline = $6) = $5)
+       AND (SELECT NOT w.language OR $8 IS NOT NULL)
+       AND (SELECT NOT w.gender OR $9 IS NOT NULL)
+       AND (SELECT NOT w.own_unit OR $11)"""
+_GROUP = """
+       AND p.hospital_id = $7 AND p.discipline = g.discipline
+       AND p.active_cases = k.active_cases AND {area}
+       AND coalesce($8 = ANY(p.languages), false) = w.language
+       AND coalesce(p.gender = $9, false) = w.gender
+       AND coalesce(p.unit_id = $10, false) = w.own_unit
+     ORDER BY {waited} LIMIT 1"""
+# By whether the peers share the request's clinical area (one text each, so one plan each).
+_FIRST_OF_EACH_GROUP_BY_AREA = {
+    same_area: _FIRST_OF_EACH_GROUP.format(
+        disciplines=", ".join(f"('{d.value}')" for d in Discipline),
+        wishes=", ".join(str(m).lower() for m in itertools.product((True, False), repeat=3)),
+        eligible=_ELIGIBLE.format(
+            distinct="",
+            scope=_GROUP.format(
+                area="p.clinical_area = $12"
+                if same_area
+                else "NOT coalesce(p.clinical_area = $12, false)",
+                waited=_WAITED,
+            ),
+        ),
+    )
+    for same_area in (True, False)
+}
 
 
 async def candidates(
@@ -218,24 +266,75 @@ async def candidates(
     hospital_id: str | None,
     tier: Tier | None = None,
     skip: frozenset[str] = frozenset(),
+    leaders: bool = False,
 ) -> list[Peer]:
     """The peers who could be offered ``need`` (of one hospital or the whole network, of one
-    tier or all): a superset of the eligible ones, found through indexes."""
+    tier or all), found through indexes. With ``leaders``, only those who could be the best:
+    a superset of ``selection.leaders`` (the first of each standing)."""
     never = list(skip | need.involved | need.reporting_line | {need.requester})
-    args: list[object] = [now, need.urgency is Urgency.ROUTINE, never]
-    peer_scope = []
+    args: list[object] = [now, need.network_id, need.urgency is Urgency.ROUTINE, never]
+    wishes = need.preferences
+    if leaders and hospital_id is not None:
+        area = tier.same_clinical_area if tier is not None else None
+        # Any area of a request that names one: both halves, so the groups split by area met.
+        halves = (True, False) if area is None and need.clinical_area else (area is True,)
+        # A wish not made is unmet by everyone; so is the own unit when not asked for (a hard
+        # rule: every peer of it is left out).
+        args += [
+            tier.same_discipline if tier is not None else None,
+            need.discipline.value,
+            hospital_id,
+            wishes.language or None,
+            wishes.gender.value if wishes.gender else None,
+            need.unit_id if hospital_id == need.hospital_id else None,
+            wishes.own_unit is True,
+            need.clinical_area or None,
+        ]
+        return [
+            _peer(r)
+            for same_area in halves
+            for r in await conn.fetch(_FIRST_OF_EACH_GROUP_BY_AREA[same_area], *args)
+        ]
+
+    def arg(value: object) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    scope = []
+    if wishes.own_unit is not True:
+        h, u = arg(need.hospital_id), arg(need.unit_id)
+        scope.append(f"NOT (p.hospital_id = {h} AND p.unit_id = {u})")
     if hospital_id is not None:
-        args.append(hospital_id)
-        peer_scope.append(f"p.hospital_id = ${len(args)}")
+        scope.append(f"p.hospital_id = {arg(hospital_id)}")
     if tier is not None:
-        args.append(need.discipline.value)
-        peer_scope.append(f"p.discipline {'=' if tier.same_discipline else '<>'} ${len(args)}")
+        same = "=" if tier.same_discipline else "<>"
+        scope.append(f"p.discipline {same} {arg(need.discipline.value)}")
         if tier.same_clinical_area is not None:
-            args.append(need.clinical_area)
             same = "=" if tier.same_clinical_area else "IS DISTINCT FROM"
-            peer_scope.append(f"p.clinical_area {same} ${len(args)}")
-    sql = _CANDIDATES.format(peer_scope="".join(f" AND {c}" for c in peer_scope))
+            scope.append(f"p.clinical_area {same} {arg(need.clinical_area)}")
+    distinct = order = ""
+    if leaders:  # the whole network: the first of each standing, by sorting
+        standing = ", ".join(_standing(need, arg))
+        distinct, order = f"DISTINCT ON ({standing})", f" ORDER BY {standing}, {_WAITED}"
+    sql = _ELIGIBLE.format(distinct=distinct, scope="".join(f" AND {c}" for c in scope)) + order
     return [_peer(r) for r in await conn.fetch(sql, *args)]
+
+
+def _standing(need: SupportNeed, arg: Callable[[object], str]) -> list[str]:
+    """``selection.standing`` in SQL (a wish not made is unmet by everyone, so left out)."""
+    wishes = need.preferences
+    terms = [f"p.discipline = {arg(need.discipline.value)}"]
+    if need.clinical_area:
+        terms.append(f"p.clinical_area IS NOT DISTINCT FROM {arg(need.clinical_area)}")
+    terms.append(f"p.hospital_id = {arg(need.hospital_id)}")
+    if wishes.language:
+        terms.append(f"coalesce({arg(wishes.language)} = ANY(p.languages), false)")
+    if wishes.gender:
+        terms.append(f"coalesce(p.gender = {arg(wishes.gender.value)}, false)")
+    if wishes.own_unit:
+        h, u = arg(need.hospital_id), arg(need.unit_id)
+        terms.append(f"(p.unit_id = {u} AND p.hospital_id = {h})")
+    return [*terms, "p.active_cases"]
 
 
 async def hold_peers(

@@ -25,7 +25,15 @@ from huddle_matching.domain.matching_policy import (
 from huddle_matching.domain.preferences import PreferenceWeights, score
 from huddle_matching.domain.response_times import first_contact_deadline
 from huddle_matching.domain.roster import Peer
-from huddle_matching.domain.selection import Candidate, Ranking, Scope, better, rank, tiers
+from huddle_matching.domain.selection import (
+    Candidate,
+    Ranking,
+    Scope,
+    better,
+    longest_wait_first,
+    rank,
+    tiers,
+)
 from huddle_matching.domain.selection import best as best_of
 from huddle_matching.domain.support_need import SupportNeed
 from huddle_matching.domain.surge import assign_batch
@@ -127,14 +135,18 @@ async def choose(
     *,
     skip: frozenset[str] = frozenset(),
 ) -> Candidate | None:
-    """The peer ``rank`` would put first, reading the candidates tier by tier and stopping once
-    nobody further on can score higher (usually after the first tier)."""
+    """The peer ``rank`` would put first, reading the candidates tier by tier (of each, only the
+    first of each standing) and stopping once nobody further on can score higher (usually after
+    the first tier)."""
     hospital = need.hospital_id if scope is Scope.HOSPITAL else None
+    leaders = longest_wait_first(weights)
     top: Candidate | None = None
     for tier in tiers(need, weights):
         if top is not None and top.score.total > tier.bound:
             break
-        peers = await repo.candidates(conn, now, need, hospital_id=hospital, tier=tier, skip=skip)
+        peers = await repo.candidates(
+            conn, now, need, hospital_id=hospital, tier=tier, skip=skip, leaders=leaders
+        )
         top = better(top, best_of(need, peers, now, scope=scope, weights=weights, skip=skip))
     return top
 

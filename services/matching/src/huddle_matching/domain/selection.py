@@ -144,11 +144,47 @@ def in_tier(peer: Peer, need: SupportNeed, tier: Tier) -> bool:
     return (peer.clinical_area == need.clinical_area) == tier.same_clinical_area
 
 
+def standing(peer: Peer, need: SupportNeed) -> tuple[bool, bool, bool, bool, bool, bool, int]:
+    """All that a peer's score depends on but fair rotation (what ``preferences.score`` reads);
+    the repository's query groups peers by the same."""
+    wishes = need.preferences
+    return (
+        peer.discipline is need.discipline,
+        bool(need.clinical_area) and peer.clinical_area == need.clinical_area,
+        peer.hospital_id == need.hospital_id,
+        bool(wishes.language) and wishes.language in peer.languages,
+        bool(wishes.gender) and peer.gender is wishes.gender,
+        bool(wishes.own_unit)
+        and peer.unit_id == need.unit_id
+        and peer.hospital_id == need.hospital_id,
+        peer.active_cases,
+    )
+
+
+def longest_wait_first(weights: PreferenceWeights | None = None) -> bool:
+    """Whether, among peers of one ``standing``, the one matched longest ago (then the lowest
+    pseudonym) ranks first: so only that one of each standing can be a tier's best. True unless
+    rotation is weighted against waiting."""
+    return (weights or PreferenceWeights()).rotation_per_day_since_last_match >= 0
+
+
+def leaders(need: SupportNeed, peers: Iterable[Peer]) -> list[Peer]:
+    """The first of each ``standing`` by last match (never matched first), then pseudonym: when
+    ``longest_wait_first``, the best of ``peers`` is one of them. ``repository.candidates``
+    returns these of a tier's eligible peers (and perhaps a few more)."""
+    first: dict[tuple[bool, bool, bool, bool, bool, bool, int], Peer] = {}
+    for peer in peers:
+        key = standing(peer, need)
+        if key not in first or _waited(peer) < _waited(first[key]):
+            first[key] = peer
+    return list(first.values())
+
+
+def _waited(peer: Peer) -> tuple[float, str]:
+    last = peer.last_matched_at
+    return (last.timestamp() if last else float("-inf"), peer.pseudonym)
+
+
 def _order(candidate: Candidate) -> tuple[float, float, str]:
     """Best first: highest score, then longest since last match, then pseudonym."""
-    last = candidate.peer.last_matched_at
-    return (
-        -candidate.score.total,
-        last.timestamp() if last else float("-inf"),
-        candidate.peer.pseudonym,
-    )
+    return (-candidate.score.total, *_waited(candidate.peer))
