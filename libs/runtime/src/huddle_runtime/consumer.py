@@ -30,9 +30,10 @@ from huddle_contracts.cloudevents import CloudEvent, CloudEventError, from_recor
 from huddle_contracts.events import Event
 from huddle_contracts.registry import EVENT_TYPES, decode_event
 from huddle_contracts.topics import dead_letter_topic
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from huddle_runtime.metrics import Metrics
 from huddle_runtime.outbox import OutboxMessage, add_to_outbox, outbox_message
@@ -61,7 +62,9 @@ class BatchRawHandler(Protocol):
     """A raw handler that also takes a run of records at once: consecutive records of a batch of
     one type and tenant, on one connection, in offset order. ``batch`` returns, per record, None
     or the PermanentFailure that refused it before it wrote anything; any exception it raises
-    has the batch done again one record at a time, each through ``__call__`` in a savepoint."""
+    has the batch done again one record at a time, each through ``__call__`` in a savepoint.
+    A copy of a record later in the same run counts as a duplicate, even of a refused one (the
+    dead letter holds it)."""
 
     async def __call__(self, uow: UnitOfWork, cloud_event: CloudEvent) -> None: ...
 
@@ -391,7 +394,8 @@ class EventConsumer:
             self.handled += result == "handled"
             self.duplicates += result == "duplicate"
         try:
-            for record, reason in outcome.dead_letters:
+            # In offset order: a run's refusals are known only once the run is handed over.
+            for record, reason in sorted(outcome.dead_letters, key=lambda d: d[0].offset):
                 await self._dead_letter(record, reason)
         except _Interrupted:
             return 0  # stopping with the broker away: offsets stay, the inbox absorbs the rest
@@ -428,8 +432,41 @@ class EventConsumer:
         async with self._pool.acquire() as conn, conn.transaction():
             inbox = None if isolated else await self._inbox_for(conn, records)
             run: list[_Waiting] = []  # records waiting for a batch handler, one type and tenant
-            for record in records:
-                with self._span(record) as span:
+            try:
+                await self._records_of_batch(
+                    conn, records, isolated, inbox, run, outbox, outcome, scoped
+                )
+                await self._run(conn, run, inbox, outbox, outcome, scoped)
+            finally:
+                for waiting in run:  # abandoned with the batch: their spans end all the same
+                    waiting.span.end()
+            if inbox is not None and inbox.rows:
+                await conn.executemany(_INBOX_ROWS_SQL, inbox.rows)
+            await add_to_outbox(conn, outbox)
+        return outcome
+
+    async def _records_of_batch(
+        self,
+        conn: asyncpg.Connection,
+        records: list[ConsumerRecord],
+        isolated: bool,
+        inbox: _BatchInbox | None,
+        run: list[_Waiting],
+        outbox: list[OutboxMessage],
+        outcome: _BatchOutcome,
+        scoped: list[Tenant],
+    ) -> None:
+        """``_try_batch``'s records in order; those for a batch handler wait in ``run``, their
+        spans open until their run is handled."""
+        for record in records:
+            span = self._start_span(record)
+            waits = False
+            try:
+                # A failure sets the status itself: what passes through may be another's (a
+                # run handed over while this record is current).
+                with trace.use_span(
+                    span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+                ):
                     try:
                         decoded = self._decode(record, span)
                     except Exception as exc:
@@ -453,6 +490,7 @@ class EventConsumer:
                             # is refused, the copy is counted so, and the dead letter holds it).
                             inbox.held.add((ce.source, ce.id))
                             run.append(_Waiting(record, decoded, span))
+                            waits = True
                         continue
                     # Handled alone, after the run before it: a partition's order is kept.
                     await self._run(conn, run, inbox, outbox, outcome, scoped)
@@ -484,11 +522,9 @@ class EventConsumer:
                         (decoded.cloud_event.type, result, time.perf_counter() - started)
                     )
                     outcome.finished += 1
-            await self._run(conn, run, inbox, outbox, outcome, scoped)
-            if inbox is not None and inbox.rows:
-                await conn.executemany(_INBOX_ROWS_SQL, inbox.rows)
-            await add_to_outbox(conn, outbox)
-        return outcome
+            finally:
+                if not waits:
+                    span.end()
 
     async def _run(
         self,
@@ -503,8 +539,7 @@ class EventConsumer:
         the dead letters (after the commit), the others are handled."""
         if not run:
             return
-        waiting = run[:]
-        run.clear()
+        waiting = run[:]  # left in ``run`` until handed over: if it fails, the batch ends them
         assert inbox is not None
         first = waiting[0].decoded
         assert first.batch is not None
@@ -514,11 +549,13 @@ class EventConsumer:
         items = [Inbound(UnitOfWork(conn, first.tenant), w.decoded.cloud_event) for w in waiting]
         started = time.perf_counter()
         try:
-            refusals = await first.batch.batch(items)
+            with self._run_span(waiting):
+                refusals = await first.batch.batch(items)
         except Exception as exc:
             if is_infrastructure_failure(exc):
                 raise
             raise _RecordFailed from exc
+        run.clear()
         each = (time.perf_counter() - started) / len(waiting)
         for w, item, refusal in zip(waiting, items, refusals, strict=True):
             ce = item.cloud_event
@@ -526,6 +563,7 @@ class EventConsumer:
             if refusal is not None:
                 reason = f"permanent failure: {refusal}"
                 w.span.set_status(Status(StatusCode.ERROR, reason))
+                w.span.end()
                 outcome.dead_letters.append((w.record, reason))
                 continue
             inbox.rows.append(
@@ -540,9 +578,25 @@ class EventConsumer:
                 )
             )
             # Under the record's span, so each event carries its own record's trace.
-            with trace.use_span(w.span, end_on_exit=False):
+            with trace.use_span(w.span, end_on_exit=True):
                 outbox.extend(outbox_message(e, source=self._source) for e in item.uow.events)
             outcome.handled.append((ce.type, "handled", each))
+
+    def _run_span(self, waiting: list[_Waiting]) -> contextlib.AbstractContextManager[trace.Span]:
+        """The batch handler's span: a trace of its own, linked to each of its records' spans."""
+        topic = waiting[0].record.topic
+        return tracer.start_as_current_span(
+            f"{topic} process run",
+            context=otel_context.Context(),
+            kind=SpanKind.CONSUMER,
+            links=[Link(w.span.get_span_context()) for w in waiting],
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic,
+                "messaging.batch.message_count": len(waiting),
+                "messaging.consumer.group.name": self._group_id,
+            },
+        )
 
     async def _inbox_for(
         self, conn: asyncpg.Connection, records: list[ConsumerRecord]
@@ -603,9 +657,13 @@ class EventConsumer:
         return bool(inserted)
 
     def _span(self, record: ConsumerRecord) -> contextlib.AbstractContextManager[trace.Span]:
+        return trace.use_span(self._start_span(record), end_on_exit=True)
+
+    def _start_span(self, record: ConsumerRecord) -> trace.Span:
+        """The record's processing span, a child of the trace its headers carry; not ended."""
         headers = list(record.headers or ())
         context = extract({k: (v or b"").decode(errors="replace") for k, v in headers})
-        return tracer.start_as_current_span(
+        return tracer.start_span(
             f"{record.topic} process",
             context=context,
             kind=SpanKind.CONSUMER,

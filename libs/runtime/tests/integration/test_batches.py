@@ -23,6 +23,7 @@ from huddle_runtime.consumer import (
     EventConsumer,
     Inbound,
     PermanentFailure,
+    RawHandler,
     RetryPolicy,
 )
 from huddle_runtime.kafka import new_consumer, new_producer
@@ -271,15 +272,26 @@ RAW_TYPE = INBOUND_ADVERSE_EVENTS.event_types[0]
 RAW_PARTITION = 1  # one partition, so that the records below arrive in fetched batches together
 
 
-def raw_event(case_id: uuid.UUID, *, event_id: str | None = None) -> CloudEvent:
+PLAIN_TYPE = "huddle.test.plain.v1"  # a raw type whose handler takes one record at a time
+
+
+def raw_event(
+    case_id: uuid.UUID,
+    *,
+    event_id: str | None = None,
+    network: str = "north",
+    event_type: str = RAW_TYPE,
+) -> CloudEvent:
     return CloudEvent(
         id=event_id or str(uuid.uuid4()),
         source="/incident-system/test",
-        type=RAW_TYPE,
+        type=event_type,
         data=json.dumps({"case_id": str(case_id)}).encode(),
         time=datetime.now(UTC),
         datacontenttype="application/json",
-        extensions={"network": "north"},
+        # A trace of its own, so that the events it leads to can be told apart.
+        traceparent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01",
+        extensions={"network": network},
     )
 
 
@@ -292,6 +304,7 @@ class RunNotes:
         self.refused: set[uuid.UUID] = set()
         self.breaks_the_run: uuid.UUID | None = None
         self.runs: list[int] = []
+        self.run_networks: list[str] = []
         self.alone = 0
 
     async def __call__(self, uow: UnitOfWork, cloud_event: CloudEvent) -> None:
@@ -302,6 +315,7 @@ class RunNotes:
 
     async def batch(self, records: Sequence[Inbound]) -> list[PermanentFailure | None]:
         self.runs.append(len(records))
+        self.run_networks.append(_network(records[0].uow))
         if self.breaks_the_run in {_case(r.cloud_event) for r in records} - {None}:
             raise RuntimeError("this run cannot be taken at once")
         return await self._write(records)
@@ -316,12 +330,17 @@ class RunNotes:
                 continue
             refusals.append(None)
             if case in self.mine:
-                rows.append(("north", case))
-                record.uow.publish(requested(case))
+                rows.append((_network(record.uow), case))
+                record.uow.publish(requested(case, _network(record.uow)))
         await records[0].uow.conn.executemany(
             "INSERT INTO note (network_id, case_id, body) VALUES ($1, $2, 'seen')", rows
         )
         return refusals
+
+
+def _network(uow: UnitOfWork) -> str:
+    assert uow.tenant is not None
+    return uow.tenant.network_id
 
 
 def _case(cloud_event: CloudEvent) -> uuid.UUID | None:
@@ -332,10 +351,10 @@ def _case(cloud_event: CloudEvent) -> uuid.UUID | None:
         return None
 
 
-def requested(case: uuid.UUID) -> SupportRequested:
+def requested(case: uuid.UUID, network: str = "north") -> SupportRequested:
     return SupportRequested(
         case_id=case,
-        network_id="north",
+        network_id=network,
         hospital_id="h1",
         unit_id="icu",
         requester="p_" + case.hex,
@@ -368,7 +387,9 @@ async def skip_to_end(settings: ServiceSettings, producer: AIOKafkaProducer) -> 
         await consumer.stop()
 
 
-async def start_raw(settings: ServiceSettings, pool: asyncpg.Pool, producer, notes: RunNotes):
+async def start_raw(
+    settings: ServiceSettings, pool: asyncpg.Pool, producer, notes: RunNotes, **raw: RawHandler
+):
     consumer = EventConsumer(
         consumer=new_consumer(settings.kafka, group_id=settings.consumer_group, client_id="t"),
         producer=producer,
@@ -377,7 +398,7 @@ async def start_raw(settings: ServiceSettings, pool: asyncpg.Pool, producer, not
         source="/huddle/probe",
         topics=[RAW_TOPIC],
         handlers={},
-        raw_handlers={RAW_TYPE: notes},
+        raw_handlers={RAW_TYPE: notes, **raw},
         metrics=Metrics(),
         retry=RetryPolicy(max_attempts=3, backoff_seconds=0.01),
     )
@@ -411,6 +432,26 @@ async def raw_dead_letters(bootstrap: str, group: str, want: int) -> dict[str, d
 async def outbox_cases(admin: asyncpg.Connection, settings: ServiceSettings) -> list[str]:
     rows = await admin.fetch(f"SELECT value FROM {settings.schema_name}.outbox ORDER BY id")
     return [json.loads(r["value"])["case_id"] for r in rows]
+
+
+async def outbox_traces(admin: asyncpg.Connection, settings: ServiceSettings) -> dict[str, str]:
+    """Each outbox event's case and the trace id its traceparent carries."""
+    rows = await admin.fetch(f"SELECT value, headers FROM {settings.schema_name}.outbox")
+    traces = {}
+    for row in rows:
+        headers = dict(json.loads(row["headers"]))
+        traces[json.loads(row["value"])["case_id"]] = headers["traceparent"].split("-")[1]
+    return traces
+
+
+async def inbox_ids(admin: asyncpg.Connection, settings: ServiceSettings) -> set[str]:
+    rows = await admin.fetch(f"SELECT event_id FROM {settings.schema_name}.inbox")
+    return {r["event_id"] for r in rows}
+
+
+def trace_of(event: CloudEvent) -> str:
+    assert event.traceparent is not None
+    return event.traceparent.split("-")[1]
 
 
 def test_a_handler_with_a_batch_method_is_taken_for_a_batch_handler() -> None:
@@ -447,6 +488,12 @@ async def test_a_run_is_taken_in_one_call_refused_records_dead_lettered_alone_an
     counts = await noted(admin, settings)
     assert {case: n for case, n in counts.items() if case in notes.mine} == dict.fromkeys(taken, 1)
     assert sorted(await outbox_cases(admin, settings)) == sorted(str(c) for c in taken)
+    # Each event carries the trace of the record it came from; refused records are not in the
+    # inbox (a replay would refuse them again, not skip them).
+    assert await outbox_traces(admin, settings) == {
+        str(_case(e)): trace_of(e) for e in events if _case(e) not in refused
+    }
+    assert await inbox_ids(admin, settings) == {e.id for e in events if _case(e) not in refused}
     letters = await raw_dead_letters(settings.kafka.bootstrap_servers, settings.consumer_group, 2)
     assert {letters[e.id]["dlt.reason"] for e in events if _case(e) in refused} == {
         "permanent failure: this report can never be taken in"
@@ -498,3 +545,54 @@ async def _raw_noted(
     admin: asyncpg.Connection, settings: ServiceSettings, cases: list[uuid.UUID]
 ) -> bool:
     return set(cases) <= (await noted(admin, settings)).keys()
+
+
+async def test_runs_end_at_another_network_and_at_a_record_handled_alone_and_keep_the_order(
+    probe: ProbeFactory, admin: asyncpg.Connection
+) -> None:
+    settings = await probe(relay_enabled=False)
+    pool = await database.create_pool(settings)
+    producer = new_producer(settings.kafka, client_id="test")
+    await producer.start()
+    cases = [uuid.uuid4() for _ in range(6)]
+    notes = RunNotes(cases)
+
+    async def one_at_a_time(uow: UnitOfWork, cloud_event: CloudEvent) -> None:
+        case = _case(cloud_event)
+        assert case is not None
+        await uow.conn.execute(
+            "INSERT INTO note (network_id, case_id, body) VALUES ($1, $2, 'alone')",
+            _network(uow),
+            case,
+        )
+        uow.publish(requested(case, _network(uow)))
+
+    events = [
+        raw_event(cases[0]),
+        raw_event(cases[1]),
+        raw_event(cases[2], network="south"),
+        raw_event(cases[3], event_type=PLAIN_TYPE),
+        raw_event(cases[4]),
+        raw_event(cases[5]),
+    ]
+    await skip_to_end(settings, producer)
+    await publish_raw(producer, events)
+
+    consumer, task = await start_raw(settings, pool, producer, notes, **{PLAIN_TYPE: one_at_a_time})
+    await until(lambda: _raw_noted(admin, settings, cases))
+    consumer.stop()
+    await task
+    await consumer.close()
+
+    assert (notes.runs, notes.run_networks) == ([2, 1, 2], ["north", "south", "north"])
+    rows = await admin.fetch(f"SELECT case_id, network_id FROM {settings.schema_name}.note")
+    assert {r["case_id"]: r["network_id"] for r in rows} == {
+        case: "south" if case == cases[2] else "north" for case in cases
+    }
+    # The outbox in the records' order, each event with its own record's trace.
+    assert await outbox_cases(admin, settings) == [str(c) for c in cases]
+    assert await outbox_traces(admin, settings) == {str(_case(e)): trace_of(e) for e in events}
+    assert await inbox_ids(admin, settings) == {e.id for e in events}
+    assert consumer.handled == len(events)
+    await producer.stop()
+    await pool.close()

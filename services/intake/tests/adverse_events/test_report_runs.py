@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from huddle_contracts.events import AdverseEventReported, SupportRequested
 from huddle_contracts.vocabulary import Discipline, EventClass, HarmLevel
+from huddle_intake.adapters.adverse_event_repository import put_outreach_policy
 from huddle_intake.application.adverse_events import (
     IncomingReport,
     ReportAccepted,
@@ -23,6 +24,7 @@ from huddle_intake.domain.adverse_event_report import (
     InvolvedStaffRef,
     ReportOutOfScope,
 )
+from huddle_intake.domain.outreach_policy import OutreachPolicy
 from huddle_runtime.tenancy import Tenant
 from huddle_runtime.unit_of_work import UnitOfWork
 
@@ -151,3 +153,43 @@ async def test_a_run_of_reports_gives_each_what_it_would_get_alone(
     assert await count(app, "support_request") == 2 * (3 + 2)
     assert await count(app, "tier_one_check_in") == 2 * (3 + 2)
     assert await count(app, "request_event") == 2 * (3 + 2)
+
+
+async def test_each_report_of_a_run_meets_its_own_hospitals_outreach_policy(
+    intake: tuple[FastAPI, httpx.AsyncClient], provision, count, network: str, new_staff_refs
+) -> None:
+    app, _ = intake
+    key = app.state.directory_keys.pseudonym_key
+    [nurse] = new_staff_refs(1)
+    await provision([(nurse, "icu", "nurse")])
+    tenant = Tenant(network)
+    # St Luke's reaches out after mild harm too; the network (and St Mary's) only after severe.
+    async with app.state.runtime.unit_of_work(tenant) as uow:
+        await put_outreach_policy(
+            uow.conn,
+            network_id=network,
+            hospital_id="st-luke",
+            policy=OutreachPolicy.of(
+                harm_levels=(HarmLevel.MILD, HarmLevel.SEVERE), categories=(), near_misses=False
+            ),
+            updated_by="test",
+        )
+    reporter = Reporter.known_as(key, network_id=network, hospital_id=None, identity="/system")
+    who = InvolvedStaffRef((nurse,))
+    async with app.state.runtime.unit_of_work(tenant) as uow:
+        run = [
+            IncomingReport(UnitOfWork(uow.conn, tenant), reporter, r)
+            for r in (
+                report("M1", HarmLevel.MILD, who, hospital="st-mary"),
+                report("L1", HarmLevel.MILD, who, hospital="st-luke"),
+                report("M2", HarmLevel.SEVERE, who, hospital="st-mary"),
+            )
+        ]
+        results = await report_adverse_events(pseudonym_key=key, reports=run)
+
+    assert [r.outreach_triggered for r in results if isinstance(r, ReportAccepted)] == [
+        False,
+        True,
+        True,
+    ]
+    assert await count(app, "support_request") == 2

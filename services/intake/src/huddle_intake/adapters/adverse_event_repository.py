@@ -33,7 +33,9 @@ async def lock(conn: asyncpg.Connection, *parts: str) -> None:
 
 async def lock_each(conn: asyncpg.Connection, prefix: Sequence[str], names: Iterable[str]) -> None:
     """``lock`` for many things in one round trip, taken in one order so that two transactions
-    locking overlapping sets never wait on each other in a cycle."""
+    locking overlapping sets at once never wait on each other in a cycle (a transaction that
+    locks twice, for two runs, can still meet another in one: PostgreSQL then ends one, 40P01,
+    and the consumer does its batch again)."""
     keys = sorted({"/".join((*prefix, name)) for name in names})
     await conn.execute(
         """SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))

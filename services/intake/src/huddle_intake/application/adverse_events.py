@@ -169,6 +169,8 @@ async def report_adverse_events(
             pseudonym_key, network, "reporter-event-id", incoming.report.reporter_event_id.encode()
         )
         placed.append((i, hospital, digest))
+    if not placed:  # all refused: nothing to read or write
+        return [result for result in results if result is not None]
     digests = [digest for _, _, digest in placed]
     await events.lock_each(conn, (network, "adverse-event"), digests)
     earlier = await events.adverse_events_reported_as(
@@ -302,17 +304,18 @@ def _take_in(
     return record
 
 
-class _Pseudonyms(dict[str, str]):
-    """Staff identifiers' pseudonyms in one network, each computed once for a run of reports."""
+class _Pseudonyms:
+    """Staff identifiers' pseudonyms in one network, each computed once for a run of reports
+    (no repr of its own: it holds the identifiers)."""
 
     def __init__(self, pseudonym_key: SecretStr, network: str) -> None:
-        super().__init__()
         self._key, self._network = pseudonym_key, network
+        self._known: dict[str, str] = {}
 
     def __call__(self, staff_ref: str) -> str:
-        found = self.get(staff_ref)
+        found = self._known.get(staff_ref)
         if found is None:
-            found = self[staff_ref] = pseudonym_for(self._key, self._network, staff_ref)
+            found = self._known[staff_ref] = pseudonym_for(self._key, self._network, staff_ref)
         return found
 
 
