@@ -171,6 +171,7 @@ def run(
             kafka_bootstrap=live.kafka_bootstrap,
             database_url=live.database_url,
             progress=progress,
+            server_pids=live.pids,
             backfill_reports=backfill_reports,
         )
 

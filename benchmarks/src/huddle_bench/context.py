@@ -16,6 +16,8 @@ class Context:
     seed: int = 6
     kafka_bootstrap: str | None = None
     database_url: str | None = None
+    server_pids: dict[str, int] = field(default_factory=dict)
+    """The Kafka broker's and the postmaster's pids, when this run started them."""
     backfill_reports: int | None = None
     """Reports per back-fill run instead of its size's default (``--backfill-reports``)."""
     progress: Progress = field(default_factory=lambda: Progress(disable=True))

@@ -26,6 +26,8 @@ class Servers:
     # How each server came to be: started here (embedded) or given by the environment.
     origin: dict[str, str] = field(default_factory=dict)
     startup_s: dict[str, float] = field(default_factory=dict)
+    # The processes of the servers started here, to count their CPU (none for given ones).
+    pids: dict[str, int] = field(default_factory=dict)
 
 
 @contextmanager
@@ -53,6 +55,9 @@ def servers(kafka: bool, postgres: bool) -> Iterator[Servers]:
                 else "embedded PostgreSQL started on loopback (fsync and synchronous_commit on)"
             )
         found.startup_s = dict(session.timings)
+        for name, server in (("kafka", session.kafka), ("postgres", session.postgres)):
+            if server is not None and server.pid is not None:
+                found.pids[name] = server.pid
         yield found
     finally:
         session.close()

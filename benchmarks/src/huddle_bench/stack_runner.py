@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -72,6 +72,36 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+
+def servers_cpu_seconds(pids: Mapping[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by the servers this run started and by the generator:
+    ``kafka`` (the broker's JVM), ``postgres`` (the postmaster and every live backend, its
+    children) and ``generator`` (this process; the services it started count as services).
+    A server given by the environment (no pid) is not counted."""
+    used = {"generator": cpu_seconds(os.getpid())}
+    if "kafka" in pids:
+        used["kafka"] = cpu_seconds(pids["kafka"])
+    if "postgres" in pids:
+        postmaster = pids["postgres"]
+        used["postgres"] = cpu_seconds(postmaster) + sum(
+            cpu_seconds(child) for child in _children(postmaster)
+        )
+    return used
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == parent:
+            found.append(int(entry.name))
+    return found
 
 
 def machine_busy_seconds() -> float:

@@ -52,6 +52,7 @@ from huddle_bench.stack_runner import (
     RunningStack,
     drop_database,
     machine_busy_seconds,
+    servers_cpu_seconds,
     start_stack,
     topic_partitions,
 )
@@ -484,6 +485,10 @@ def results_of(
             * sum(goal_cpu.services.values())
             / max(1, goal_cpu.requests),
             "cpu_ms_per_request_machine": 1000 * goal_cpu.machine / max(1, goal_cpu.requests),
+            **{
+                f"cpu_ms_per_request_{server}": goal_cpu.server_ms_per_request(server)
+                for server in goal_cpu.servers
+            },
             "generator_cpu": goal.generator_cpu,
             "pacing_lag_ms": goal.pacing_lag_ms,
             "hospitals": len(seeded.network.hospitals),
@@ -606,9 +611,14 @@ class PhaseCpu:
     services: dict[str, float]
     machine: float
     requests: int
+    servers: dict[str, float] = field(default_factory=dict)
+    """The same for Kafka, PostgreSQL and the generator (``servers_cpu_seconds``)."""
 
     def ms_per_request(self, service: str) -> float:
         return 1000 * self.services.get(service, 0.0) / max(1, self.requests)
+
+    def server_ms_per_request(self, server: str) -> float:
+        return 1000 * self.servers.get(server, 0.0) / max(1, self.requests)
 
 
 @dataclass
@@ -671,17 +681,19 @@ async def drive_load(
                 )
                 offset += phase.count
                 cpu_before, busy_before = stack.cpu(), machine_busy_seconds()
+                servers_before = servers_cpu_seconds(ctx.server_pids)
                 with ctx.task(f"stack: {phase.rate:g} requests/s", phase.count) as bar:
                     outcomes.append(
                         await pipeline.run_phase(
                             phase, batch, params.drain_timeout_s, on_sent=bar.advance
                         )
                     )
-                cpu_after = stack.cpu()
+                cpu_after, servers_after = stack.cpu(), servers_cpu_seconds(ctx.server_pids)
                 cpu[phase.rate] = PhaseCpu(
                     {s: cpu_after[s] - cpu_before.get(s, 0.0) for s in cpu_after},
                     machine_busy_seconds() - busy_before,
                     requests=len(outcomes[-1].cases),
+                    servers={k: v - servers_before.get(k, 0.0) for k, v in servers_after.items()},
                 )
                 busy += 0 if await wait_quiet(stack, params.quiet_timeout_s) else 1
         checks = {
@@ -738,6 +750,21 @@ def _offer_met(o: Outcome) -> bool | None:
     return _m(o, "p50_ms") <= 25 and _m(o, "p99_ms") <= 100 and o.ratio.median <= 5 and o.checks_ok
 
 
+def _servers_share(o: Outcome) -> list[str]:
+    kinds = ("kafka", "postgres", "generator")
+    if not all(f"cpu_ms_per_request_{k}" in o.metrics for k in kinds):
+        return []
+    kafka, postgres, generator = (_m(o, f"cpu_ms_per_request_{k}") for k in kinds)
+    services, machine = _m(o, "cpu_ms_per_request_services"), _m(o, "cpu_ms_per_request_machine")
+    rest = machine - services - kafka - postgres - generator
+    return [
+        f"The machine's {machine:.0f} ms per request, by process: the services {services:.1f}, "
+        f"Kafka's broker {kafka:.1f}, PostgreSQL {postgres:.1f} (every backend), the load "
+        f"generator {generator:.1f} (this process: HTTP client, bus observer, accepts), and "
+        f"{rest:.1f} the kernel and anything else."
+    ]
+
+
 def _offer_limits(o: Outcome) -> list[str]:
     if not o.metrics:
         return []
@@ -755,6 +782,7 @@ def _offer_limits(o: Outcome) -> list[str]:
         f"most {2000 / machine:.0f} requests/s, and the stack completed at most "
         f"{_m(o, 'saturation_rps'):.0f}/s. Past that the open loop builds a queue and p50 and p99 "
         "are the queue's length, not the pipeline's.",
+        *_servers_share(o),
         f"Where the time goes at {GOAL_RATE:g}/s (p50 / p99): intake's 201 to SupportRequested "
         f"on the bus {_m(o, 'intake_relay_p50_ms'):.0f} / {_m(o, 'intake_relay_p99_ms'):.0f} ms "
         "(intake's relay shares its event loop with the HTTP requests); SupportRequested to "
