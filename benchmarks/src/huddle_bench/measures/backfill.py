@@ -540,7 +540,7 @@ def _limits(o: Outcome) -> list[str]:
     return [
         f"{rate:,.0f} reports/s is {rate / GOAL_REPORTS_PER_S:.0%} of the goal: "
         f"{GOAL_REPORTS:,} reports take {GOAL_REPORTS / rate / 60:,.1f} min. Each report "
-        f"costs {wall:.3f} ms, of which {cpu:.3f} ms is CPU in intake's process, so one "
+        f"costs {wall:.2f} ms, of which {cpu:.2f} ms is CPU in intake's process, so one "
         f"process could not pass {1000 / cpu:,.0f} reports/s even if it never waited; "
         "PostgreSQL, on the other core, takes the rest.",
         "Round trips are no longer the cost. Intake takes a batch's run of reports in at once "
