@@ -278,7 +278,8 @@ class EventConsumer:
         self._metrics = metrics
         self._retry = retry
         self._batch_size = batch_size
-        self._partitions_at_once = asyncio.Semaphore(max(1, partitions_at_once))
+        self._partitions_limit = max(1, partitions_at_once)
+        self._partitions_at_once = asyncio.Semaphore(self._partitions_limit)
         self._stopping = asyncio.Event()
         self.processing = asyncio.Lock()
         self.assignment_seen = False
@@ -310,6 +311,15 @@ class EventConsumer:
             batches = await self._consumer.getmany(timeout_ms=500)
             if not batches:
                 continue
+            # What else is already fetched, up to a batch per partition handled at once: one
+            # getmany tends to hold a single partition, and partitions side by side overlap one
+            # batch's database waits with another's Python.
+            for _ in range(self._partitions_limit - 1):
+                more = await self._consumer.getmany(timeout_ms=0)
+                if not more:
+                    break
+                for tp, records in more.items():
+                    batches.setdefault(tp, []).extend(records)
             async with self.processing:
                 # Revoked while we waited: its new owner will read it.
                 assigned = self._consumer.assignment()
