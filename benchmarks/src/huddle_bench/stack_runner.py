@@ -230,10 +230,14 @@ class RunningStack:
 
 
 async def start_stack(
-    kafka_bootstrap: str, server_url: str, replicas: dict[str, int] | None = None
+    kafka_bootstrap: str,
+    server_url: str,
+    replicas: dict[str, int] | None = None,
+    env: Mapping[str, Mapping[str, str]] | None = None,
 ) -> RunningStack:
     """Topics, a fresh database migrated, groups at the head, five services ready (``replicas``
-    asks for more than one process of a service, all started side by side)."""
+    asks for more than one process of a service, all started side by side; ``env`` adds
+    settings to a service's processes)."""
     started = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="huddle-bench-stack-"))
     ports = Ports(services=dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True)))
@@ -247,9 +251,10 @@ async def start_stack(
         for name in SERVICES:
             for i in range((replicas or {}).get(name, 1)):
                 port = ports.services[name] if i == 0 else free_ports(1)[0]
-                env = local.service_env(name, kafka_bootstrap, database_url)
-                env["HUDDLE_HTTP_PORT"] = str(port)
-                pid = local.start_service(name, env)
+                settings = local.service_env(name, kafka_bootstrap, database_url)
+                settings.update((env or {}).get(name, {}))
+                settings["HUDDLE_HTTP_PORT"] = str(port)
+                pid = local.start_service(name, settings)
                 running.replicas.setdefault(name, []).append(Replica(name, pid, port))
         state = running._state(
             {f"{r.service}-{r.pid}": r for rs in running.replicas.values() for r in rs}
