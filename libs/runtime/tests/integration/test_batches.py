@@ -9,10 +9,11 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from huddle_contracts.cloudevents import CloudEvent, to_headers
 from huddle_contracts.events import Event, SupportRequested
 from huddle_contracts.registry import encode_event
@@ -32,6 +33,8 @@ from huddle_runtime.settings import ServiceSettings
 from huddle_runtime.unit_of_work import UnitOfWork
 
 pytestmark = pytest.mark.integration
+
+K = TypeVar("K")
 
 ProbeFactory = Callable[..., Awaitable[ServiceSettings]]
 TOPIC = SUPPORT_REQUESTED.name
@@ -127,16 +130,15 @@ async def until(condition: Callable[[], Awaitable[bool]], seconds: float = 30) -
         await asyncio.sleep(0.1)
 
 
-async def dead_letters(bootstrap: str, group: str, want: int) -> dict[bytes, dict[str, str]]:
-    """The dead letters this test's consumer group sent, by key."""
+async def letters_by(
+    topic: str, bootstrap: str, group: str, want: int, key: Callable[[ConsumerRecord], K]
+) -> dict[K, dict[str, str]]:
+    """The dead letters this test's consumer group sent to ``topic``: headers by ``key``."""
     consumer = AIOKafkaConsumer(
-        SUPPORT_REQUESTED.dead_letter,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
-    found: dict[bytes, dict[str, str]] = {}
+    found: dict[K, dict[str, str]] = {}
     try:
         deadline = asyncio.get_running_loop().time() + 20
         while len(found) < want and asyncio.get_running_loop().time() < deadline:
@@ -144,10 +146,19 @@ async def dead_letters(bootstrap: str, group: str, want: int) -> dict[bytes, dic
                 for record in batch:
                     headers = {k: (v or b"").decode() for k, v in record.headers}
                     if headers.get("dlt.consumer.group") == group:
-                        found[record.key] = headers
+                        found[key(record)] = headers
     finally:
         await consumer.stop()
     return found
+
+
+async def dead_letters(bootstrap: str, group: str, want: int) -> dict[bytes, dict[str, str]]:
+    """The dead letters of SupportRequested this test's consumer group sent, by key."""
+    return await letters_by(SUPPORT_REQUESTED.dead_letter, bootstrap, group, want, _key)
+
+
+def _key(record: ConsumerRecord) -> bytes:
+    return bytes(record.key or b"")
 
 
 async def test_a_poison_record_mid_batch_is_dead_lettered_alone_and_the_rest_handled_once(
@@ -407,26 +418,12 @@ async def start_raw(
 
 
 async def raw_dead_letters(bootstrap: str, group: str, want: int) -> dict[str, dict[str, str]]:
-    """The dead letters this test's consumer group sent, by CloudEvent id."""
-    consumer = AIOKafkaConsumer(
-        INBOUND_ADVERSE_EVENTS.dead_letter,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    found: dict[str, dict[str, str]] = {}
-    try:
-        deadline = asyncio.get_running_loop().time() + 20
-        while len(found) < want and asyncio.get_running_loop().time() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=300)).values():
-                for record in batch:
-                    headers = {k: (v or b"").decode() for k, v in record.headers}
-                    if headers.get("dlt.consumer.group") == group:
-                        found[headers["ce_id"]] = headers
-    finally:
-        await consumer.stop()
-    return found
+    """The dead letters of inbound records this test's consumer group sent, by CloudEvent id."""
+    return await letters_by(INBOUND_ADVERSE_EVENTS.dead_letter, bootstrap, group, want, _ce_id)
+
+
+def _ce_id(record: ConsumerRecord) -> str:
+    return dict(record.headers)["ce_id"].decode()
 
 
 async def outbox_cases(admin: asyncpg.Connection, settings: ServiceSettings) -> list[str]:
