@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import uvicorn
 from fastapi import FastAPI, Request, status
-from huddle_runtime.settings import DatabaseSettings, DeliverySettings
+from huddle_runtime.settings import KEEP_ALIVE_SECONDS, DatabaseSettings, DeliverySettings
 
 SCHEMA = "bench_bare"
 PATH = "/v1/rows"
@@ -76,6 +76,7 @@ def main() -> None:
         port=int(os.environ["HUDDLE_HTTP_PORT"]),
         loop="uvloop",
         http="httptools",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(DeliverySettings().shutdown_grace_seconds),

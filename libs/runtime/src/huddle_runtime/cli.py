@@ -45,6 +45,7 @@ def service_cli(definition: ServiceDefinition) -> typer.Typer:
             # libuv's event loop and the C HTTP parser: less CPU per request than asyncio and h11.
             loop="uvloop",
             http="httptools",
+            timeout_keep_alive=settings.http_keep_alive_seconds,
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=int(settings.delivery.shutdown_grace_seconds),

@@ -11,6 +11,10 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
+# httpx keeps idle connections 5 s, cloud load balancers 60 s: a server must outlast both.
+KEEP_ALIVE_SECONDS = 75
+
+
 class KafkaSettings(BaseSettings):
     """Kafka client settings; the safe delivery settings are not configurable on purpose."""
 
@@ -158,6 +162,9 @@ class ServiceSettings(BaseSettings):
     service: str = "huddle"
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
+    http_keep_alive_seconds: int = Field(default=KEEP_ALIVE_SECONDS, ge=1, le=3600)
+    """How long an idle HTTP connection is kept open: longer than clients' and load balancers'
+    own idle timeouts, so that they close it first and never send on a connection being closed."""
     pseudonym_key: SecretStr = SecretStr("local-development-only-pseudonym-key")
     # Fails closed: development secrets are refused unless the environment says local or test.
     environment: Literal["local", "test", "production"] = "production"
