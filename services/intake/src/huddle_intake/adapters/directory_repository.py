@@ -94,30 +94,10 @@ def _staff(row: asyncpg.Record) -> StaffRecord:
     )
 
 
-async def member(
-    conn: asyncpg.Connection, *, network_id: str, pseudonym: str
-) -> StaffMember | None:
-    row = await conn.fetchrow(
-        f"SELECT {_MEMBER_COLUMNS} FROM staff WHERE network_id = $1 AND pseudonym = $2",
-        network_id,
-        pseudonym,
-    )
-    return member_of(row) if row else None
-
-
-async def members_up_the_line(
-    conn: asyncpg.Connection, *, network_id: str, pseudonym: str, depth: int
-) -> list[StaffMember]:
-    """The person and everyone above them, at most ``depth`` levels (a cycle ends by the bound)."""
-    line, members = up_the_line("$1", "$2", "$3")
-    rows = await conn.fetch(f"WITH RECURSIVE {line} {members}", network_id, pseudonym, depth)
-    return [member_of(row) for row in rows]
-
-
 async def members_up_the_lines(
     conn: asyncpg.Connection, *, network_id: str, pseudonyms: Sequence[str], depth: int
 ) -> list[StaffMember]:
-    """``members_up_the_line`` for many people in one query: all of them and everyone above."""
+    """The people and everyone above them, at most ``depth`` levels (a cycle ends by the bound)."""
     line, members = up_the_line("$1", "ANY($2::text[])", "$3")
     rows = await conn.fetch(
         f"WITH RECURSIVE {line} {members}", network_id, sorted(set(pseudonyms)), depth
@@ -126,7 +106,7 @@ async def members_up_the_lines(
 
 
 def up_the_line(network_id: str, pseudonym: str, depth: str) -> tuple[str, str]:
-    """``members_up_the_line`` as SQL for a statement of the caller's, given its placeholders:
+    """``members_up_the_lines`` as SQL for a statement of the caller's, given its placeholders:
     the recursive CTE ``line`` and the SELECT of the members in it (rows for ``member_of``)."""
     line = f"""line (pseudonym, manager_pseudonym, depth) AS (
             SELECT pseudonym, manager_pseudonym, 0 FROM staff

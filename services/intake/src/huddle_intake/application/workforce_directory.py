@@ -32,26 +32,16 @@ async def resolve(
     Deprovisioned and inactive people are returned too (``active`` says which): someone who has
     just left may still be owed support.
     """
-    return await resolve_pseudonym(
-        conn, network_id=network_id, pseudonym=pseudonym_for(pseudonym_key, network_id, staff_ref)
-    )
-
-
-async def resolve_pseudonym(
-    conn: asyncpg.Connection, *, network_id: str, pseudonym: str
-) -> StaffMember | None:
-    """The directory's entry for someone already known by their pseudonym."""
-    return await repository.member(conn, network_id=network_id, pseudonym=pseudonym)
+    pseudonym = pseudonym_for(pseudonym_key, network_id, staff_ref)
+    return (await lines_of(conn, network_id=network_id, pseudonyms=[pseudonym])).member(pseudonym)
 
 
 async def reporting_line(
     conn: asyncpg.Connection, *, network_id: str, pseudonym: str
 ) -> tuple[str, ...]:
     """The managers above ``pseudonym``, nearest first (never matched as their peer)."""
-    members = await repository.members_up_the_line(
-        conn, network_id=network_id, pseudonym=pseudonym, depth=rules.MAX_REPORTING_DEPTH
-    )
-    return rules.reporting_line(pseudonym, members)
+    lines = await lines_of(conn, network_id=network_id, pseudonyms=[pseudonym])
+    return lines.reporting_line(pseudonym)
 
 
 @dataclass(frozen=True)
@@ -70,7 +60,7 @@ class Lines:
 async def lines_of(
     conn: asyncpg.Connection, *, network_id: str, pseudonyms: Iterable[str]
 ) -> Lines:
-    """``resolve`` and ``reporting_line`` for many people in one query (a back-fill's batch)."""
+    """Many people and everyone above them, in one query (a back-fill's run reads them all)."""
     members = await repository.members_up_the_lines(
         conn, network_id=network_id, pseudonyms=list(pseudonyms), depth=rules.MAX_REPORTING_DEPTH
     )
