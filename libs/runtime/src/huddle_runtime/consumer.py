@@ -2,18 +2,21 @@
 
 The records of a fetched partition batch (at most ``batch_size``) share one transaction, so one
 fsync: their inbox rows, effects and outbox rows commit together, and the Kafka offsets are
-committed once the transaction has. If a record fails, the batch is rolled back and done again
-with each record in a savepoint, so that only that record is left out. A record that cannot be
-decoded, has no handler, or keeps failing goes to ``<topic>.dlt`` with the reason and its
-original coordinates in headers, and the consumer moves on; the others of its batch are not lost
-with it. Infrastructure failures (database or broker unreachable) are retried without limit:
-nothing is dropped for them.
+committed once the transaction has. Each partition's records queue for a worker of their own,
+so partitions run side by side and none waits for another's batch. If a record fails, the batch
+is rolled back and done again with each record in a savepoint, so that only that record is left
+out. A record that cannot be decoded, has no handler, or keeps failing goes to ``<topic>.dlt``
+with the reason and its original coordinates in headers, and the consumer moves on; the others
+of its batch are not lost with it. Infrastructure failures (database or broker unreachable) are
+retried without limit: nothing is dropped for them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import itertools
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -234,9 +237,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Wait for the batch in hand to commit before the partitions move to another member.
-        async with self._owner.processing:
-            log.info("partitions revoked", partitions=sorted(str(tp) for tp in revoked))
+        # The batches in hand commit before the partitions move to another member.
+        await self._owner.settle()
+        log.info("partitions revoked", partitions=sorted(str(tp) for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._owner.assignment_seen = True
@@ -281,7 +284,14 @@ class EventConsumer:
         self._partitions_limit = max(1, partitions_at_once)
         self._partitions_at_once = asyncio.Semaphore(self._partitions_limit)
         self._stopping = asyncio.Event()
-        self.processing = asyncio.Lock()
+        # Records fetched and not yet handled, per partition, each drained by a worker of its own.
+        self._queues: dict[TopicPartition, collections.deque[ConsumerRecord]] = {}
+        self._workers: set[asyncio.Task[None]] = set()
+        self._queued = 0
+        # Fetching waits while this many records are queued: memory stays bounded.
+        self._queue_limit = 2 * self._partitions_limit * batch_size
+        self._room = asyncio.Event()
+        self._room.set()
         self.assignment_seen = False
         self.handled = 0
         self.duplicates = 0
@@ -295,58 +305,81 @@ class EventConsumer:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._room.set()
 
     async def start(self) -> None:
         self._consumer.subscribe(self._topics, listener=_Rebalance(self))
         await self._consumer.start()
 
     async def close(self) -> None:
-        # Called once run() has returned; holding `processing` here could deadlock with a
-        # rebalance's revocation callback that waits for it.
+        # Called once run() has returned (its workers with it).
         self.stop()
         await self._consumer.stop()
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            batches = await self._consumer.getmany(timeout_ms=500)
-            if not batches:
-                continue
-            # What else is already fetched, up to a batch per partition handled at once: one
-            # getmany tends to hold a single partition, and partitions side by side overlap one
-            # batch's database waits with another's Python.
-            for _ in range(self._partitions_limit - 1):
-                more = await self._consumer.getmany(timeout_ms=0)
-                if not more:
+        """Fetch, and queue each partition's records for a worker of its own that handles them
+        batch by batch: partitions overlap one batch's database waits with another's Python,
+        and none waits for the slowest of a fetch."""
+        async with asyncio.TaskGroup() as workers:
+            while not self._stopping.is_set():
+                await self._room.wait()
+                if self._stopping.is_set():
                     break
-                for tp, records in more.items():
-                    batches.setdefault(tp, []).extend(records)
-            async with self.processing:
+                batches = await self._consumer.getmany(timeout_ms=500)
                 # Revoked while we waited: its new owner will read it.
                 assigned = self._consumer.assignment()
-                owned = [(tp, rs) for tp, rs in batches.items() if tp in assigned]
-                # Partitions side by side, each on a connection of its own: a batch spends most
-                # of its time waiting on database round trips, and partitions share no order.
-                async with asyncio.TaskGroup() as partitions:
-                    for tp, records in owned:
-                        partitions.create_task(self._one_partition(tp, records))
+                for tp, records in batches.items():
+                    if tp not in assigned or not records:
+                        continue
+                    queue = self._queues.get(tp)
+                    if queue is None:
+                        queue = self._queues[tp] = collections.deque()
+                        worker = workers.create_task(self._drain(tp, queue))
+                        self._workers.add(worker)
+                        worker.add_done_callback(self._workers.discard)
+                    queue.extend(records)
+                    self._queued += len(records)
+                if self._queued >= self._queue_limit:
+                    self._room.clear()
 
-    async def _one_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        # Bounded: each holds a pooled connection for its whole batch, and HTTP requests, the
-        # relay and the readiness probe need theirs too.
-        async with self._partitions_at_once:
-            await self._process_partition(tp, records)
+    async def settle(self) -> None:
+        """Drop what is queued and wait for the batches in hand to commit (before a rebalance
+        moves partitions: their next owner reads what was dropped from the committed offset)."""
+        self._queues.clear()
+        self._queued = 0
+        self._room.set()
+        if self._workers:
+            await asyncio.wait(list(self._workers))
 
-    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        self._report_lag(tp, records[0].offset)
-        done = 0
-        while done < len(records) and not self._stopping.is_set():
-            batch = records[done : done + self._batch_size]
-            finished = await self._process_batch(batch)
-            if finished == 0:
-                return  # stopping mid-retry: the batch is redelivered
-            done += finished
-            # After the database commit (and any dead letter's acknowledgement), never before.
-            if not await self._commit(tp, records[done - 1].offset + 1):
+    async def _drain(self, tp: TopicPartition, queue: collections.deque[ConsumerRecord]) -> None:
+        """Handle ``tp``'s queue in batches, in offset order, until it is empty or dropped."""
+        self._report_lag(tp, queue[0].offset)
+        while not self._stopping.is_set():
+            if not queue and self._queues.get(tp) is queue:
+                del self._queues[tp]  # the partition's next fetch starts a new worker
+                return
+            # Bounded: each batch holds a pooled connection, and HTTP requests, the relay and
+            # the readiness probe need theirs too.
+            async with self._partitions_at_once:
+                if self._queues.get(tp) is not queue:
+                    return  # dropped by a rebalance while it waited
+                batch = list(itertools.islice(queue, self._batch_size))
+                finished = await self._process_batch(batch)
+                if finished == 0:
+                    return  # stopping mid-retry: the batch is redelivered
+                # After the database commit (and any dead letter's acknowledgement), never before.
+                committed = await self._commit(tp, batch[finished - 1].offset + 1)
+            if self._queues.get(tp) is not queue:
+                return  # dropped by a rebalance meanwhile
+            for _ in range(finished):
+                queue.popleft()
+            self._queued -= finished
+            if not committed:  # the group moved on: the partition's new owner reads the rest
+                del self._queues[tp]
+                self._queued -= len(queue)
+            if self._queued < self._queue_limit:
+                self._room.set()
+            if not committed:
                 return
 
     async def _commit(self, tp: TopicPartition, next_offset: int) -> bool:

@@ -20,6 +20,7 @@ from huddle_contracts.registry import encode_event
 from huddle_contracts.topics import INBOUND_ADVERSE_EVENTS, SUPPORT_REQUESTED
 from huddle_runtime import database
 from huddle_runtime.consumer import (
+    DEFAULT_BATCH_SIZE,
     BatchRawHandler,
     EventConsumer,
     Inbound,
@@ -65,6 +66,9 @@ class Notes:
         self.fail_once: set[uuid.UUID] = set()
         self.block_at: uuid.UUID | None = None
         self.blocked = asyncio.Event()
+        self.hold_at: uuid.UUID | None = None  # waits for ``release``, then is written
+        self.release = asyncio.Event()
+        self.delay = 0.0  # seconds each of its events takes
 
     async def __call__(self, uow: UnitOfWork, event: Event, _: CloudEvent) -> None:
         assert isinstance(event, SupportRequested)
@@ -73,6 +77,10 @@ class Notes:
         if event.case_id == self.block_at:
             self.blocked.set()
             await asyncio.Event().wait()  # until the consumer is killed
+        if event.case_id == self.hold_at:
+            self.blocked.set()
+            await self.release.wait()
+        await asyncio.sleep(self.delay)
         case = self.clash.get(event.case_id, event.case_id)
         await uow.conn.execute(
             "INSERT INTO note (network_id, case_id, body) VALUES ($1, $2, 'seen')",
@@ -86,15 +94,23 @@ class Notes:
             raise RuntimeError("a passing fault")
 
 
-async def publish(producer: AIOKafkaProducer, events: list[SupportRequested]) -> None:
+async def publish(
+    producer: AIOKafkaProducer, events: list[SupportRequested], partition: int = PARTITION
+) -> None:
     for event in events:
         ce = encode_event(event, source="/test")
         await producer.send_and_wait(
-            TOPIC, ce.data, key=ce.subject.encode(), headers=to_headers(ce), partition=PARTITION
+            TOPIC, ce.data, key=ce.subject.encode(), headers=to_headers(ce), partition=partition
         )
 
 
-async def start(settings: ServiceSettings, pool: asyncpg.Pool, producer, notes: Notes):
+async def start(
+    settings: ServiceSettings,
+    pool: asyncpg.Pool,
+    producer,
+    notes: Notes,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+):
     consumer = EventConsumer(
         consumer=new_consumer(settings.kafka, group_id=settings.consumer_group, client_id="t"),
         producer=producer,
@@ -105,6 +121,7 @@ async def start(settings: ServiceSettings, pool: asyncpg.Pool, producer, notes: 
         handlers={SupportRequested.event_type: notes},
         metrics=Metrics(),
         retry=RetryPolicy(max_attempts=3, backoff_seconds=0.01),
+        batch_size=batch_size,
     )
     await consumer.start()
     return consumer, asyncio.create_task(consumer.run())
@@ -254,6 +271,82 @@ async def test_a_crash_mid_batch_then_a_restart_gives_each_effect_once(
     assert letters == {}
     await producer.stop()
     await pool.close()
+
+
+async def test_a_slow_partition_holds_back_no_other(
+    probe: ProbeFactory, admin: asyncpg.Connection
+) -> None:
+    settings = await probe()
+    pool = await database.create_pool(settings)
+    producer = new_producer(settings.kafka, client_id="test")
+    await producer.start()
+    slow = support_requested()
+    first, later = [support_requested() for _ in range(5)], [support_requested() for _ in range(5)]
+    notes = Notes([slow, *first, *later])
+    notes.hold_at = slow.case_id
+    await publish(producer, [slow], partition=2)
+    await publish(producer, first, partition=0)
+
+    consumer, task = await start(settings, pool, producer, notes)
+    await asyncio.wait_for(notes.blocked.wait(), timeout=30)
+    await until(lambda: _all_noted(admin, settings, first))
+    # Sent while partition 2's batch is in hand: fetched and handled all the same.
+    await publish(producer, later, partition=0)
+    await until(lambda: _all_noted(admin, settings, later))
+    assert slow.case_id not in await noted(admin, settings)
+    notes.release.set()
+    await until(lambda: _all_noted(admin, settings, [slow]))
+    await stop(consumer, task)
+
+    counts = await noted(admin, settings)
+    assert {case: n for case, n in counts.items() if case in notes.mine} == {
+        case: 1 for case in notes.mine
+    }
+    assert consumer.duplicates == 0
+    await producer.stop()
+    await pool.close()
+
+
+async def test_a_member_joining_mid_stream_takes_partitions_over_with_no_event_twice(
+    probe: ProbeFactory, admin: asyncpg.Connection
+) -> None:
+    settings = await probe()
+    pool = await database.create_pool(settings)
+    producer = new_producer(settings.kafka, client_id="test")
+    await producer.start()
+    events = [support_requested() for _ in range(600)]
+    notes = Notes(events)
+    notes.delay = 0.05  # at most 10 s in all: the second member joins with batches in hand
+    for partition in range(3):
+        await publish(producer, events[partition::3], partition=partition)
+
+    first, first_task = await start(settings, pool, producer, notes, batch_size=10)
+    await until(lambda: _noted_at_least(admin, settings, 10))
+    second, second_task = await start(settings, pool, producer, notes, batch_size=10)
+    await until(lambda: _has_partitions(second))
+    notes.delay = 0.0
+    await until(lambda: _all_noted(admin, settings, events), seconds=60)
+    await stop(first, first_task)
+    await stop(second, second_task)
+
+    counts = await noted(admin, settings)
+    assert {case: n for case, n in counts.items() if case in notes.mine} == {
+        e.case_id: 1 for e in events
+    }
+    # The batches in hand committed, offsets too, before the partitions moved; what was queued
+    # and not yet handled was left for the new owner: not one record was delivered twice.
+    assert first.duplicates == second.duplicates == 0
+    assert second.handled > 0
+    await producer.stop()
+    await pool.close()
+
+
+async def _has_partitions(consumer: EventConsumer) -> bool:
+    return consumer.assignment_seen
+
+
+async def _noted_at_least(admin: asyncpg.Connection, settings: ServiceSettings, n: int) -> bool:
+    return len(await noted(admin, settings)) >= n
 
 
 async def _replayed(consumer: EventConsumer, count: int) -> bool:
