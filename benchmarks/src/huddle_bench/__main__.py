@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import shlex
 import sys
 import time
@@ -13,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import structlog
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -27,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from huddle_bench.context import Context
+from huddle_bench.logs import quiet_logs
 from huddle_bench.measure import Measure
 from huddle_bench.model import Outcome, RunResult
 from huddle_bench.plots import draw_all
@@ -85,12 +84,6 @@ def outcomes_of(measures: list[Measure], results: dict[str, list[RunResult]]) ->
     return outcomes
 
 
-def quiet_logs() -> None:
-    """Progress bars, not log lines: only warnings from the runtime and the clients."""
-    logging.basicConfig(level=logging.WARNING)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-
-
 def summary_table(outcomes: list[Outcome], verdicts: list[Verdict]) -> Table:
     table = Table(title="Huddle benchmarks")
     for column in ("measure", "result (median)", "ratio to baseline", "goal met", "smoke"):
@@ -136,6 +129,15 @@ def run(
             help="Reports per back-fill run (default 100,000, smoke 1,500; the goal: 1,000,000)",
         ),
     ] = None,
+    backfill_replicas: Annotated[
+        int | None,
+        typer.Option(
+            "--backfill-replicas",
+            min=1,
+            max=6,
+            help="Intake replicas in the back-fill's consumer group (default 2, smoke 1)",
+        ),
+    ] = None,
 ) -> None:
     """Run the measures, write the results JSON, the plots and the report."""
     quiet_logs()
@@ -173,6 +175,7 @@ def run(
             progress=progress,
             server_pids=live.pids,
             backfill_reports=backfill_reports,
+            backfill_replicas=backfill_replicas,
         )
 
         async def main() -> tuple[dict[str, object], dict[str, list[RunResult]]]:

@@ -20,6 +20,8 @@ class Context:
     """The Kafka broker's and the postmaster's pids, when this run started them."""
     backfill_reports: int | None = None
     """Reports per back-fill run instead of its size's default (``--backfill-reports``)."""
+    backfill_replicas: int | None = None
+    """Intake replicas in the back-fill instead of its default (``--backfill-replicas``)."""
     progress: Progress = field(default_factory=lambda: Progress(disable=True))
     # Built once per session and shared across runs (test data, migrated schemas).
     cache: dict[str, Any] = field(default_factory=dict)
