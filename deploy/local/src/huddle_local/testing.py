@@ -54,11 +54,13 @@ class SessionServers:
         kafka_timeout: float = 120.0,
         postgres_timeout: float = 60.0,
         fast: bool = True,
+        postgres_settings: dict[str, str] | None = None,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.kafka_timeout = kafka_timeout
         self.postgres_timeout = postgres_timeout
         self.fast = fast
+        self.postgres_settings = dict(postgres_settings or {})
         self.kafka: KafkaBroker | None = None
         self.postgres: EmbeddedPostgres | None = None
         self._postgres_dir: Path | None = None
@@ -87,7 +89,13 @@ class SessionServers:
         started = time.monotonic()
         (port,) = free_ports(1)
         self._postgres_dir = scratch_dir("huddle-test-pg-")
-        server = EmbeddedPostgres(self._postgres_dir, port=port, fast=self.fast, detach=False)
+        server = EmbeddedPostgres(
+            self._postgres_dir,
+            port=port,
+            fast=self.fast,
+            detach=False,
+            settings=self.postgres_settings,
+        )
         self.postgres = server
         server.start()
         server.wait_ready(self.postgres_timeout)
