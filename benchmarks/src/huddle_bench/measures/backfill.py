@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
 from huddle_contracts.cloudevents import CloudEvent, to_headers
@@ -56,6 +57,8 @@ from huddle_bench.logs import quiet_logs
 from huddle_bench.measure import Baseline, Measure
 from huddle_bench.model import Outcome, RunResult
 from huddle_bench.stack_runner import cpu_seconds
+
+log = structlog.get_logger(__name__)
 
 NETWORK = "bench-backfill"
 REPORTER = "/incident-system/bench-backfill"
@@ -422,7 +425,7 @@ async def effects(settings: ServiceSettings) -> Effects:
 
 # --------------------------------------------------------------------------- replicas
 
-_TALLY = ("handled", "duplicates", "dead_lettered", "batches", "assigned_at")
+_TALLY = ("handled", "duplicates", "dead_lettered", "batches", "assigned_at", "cpu_at_assignment")
 
 
 @dataclass(frozen=True)
@@ -436,15 +439,18 @@ class Tally:
     assigned_at: float
     """``time.monotonic()`` (one clock for every process) when it first had partitions; 0
     before."""
+    cpu_at_assignment: float
+    """Its process's CPU seconds then: what it spent starting is not the back-fill's."""
 
     @classmethod
-    def of(cls, consumer: EventConsumer, assigned_at: float) -> Tally:
+    def of(cls, consumer: EventConsumer, assigned_at: float, cpu_at_assignment: float) -> Tally:
         return cls(
             consumer.handled,
             consumer.duplicates,
             consumer.dead_lettered,
             consumer.batches,
             assigned_at,
+            cpu_at_assignment,
         )
 
 
@@ -486,11 +492,13 @@ class Replica:
     def tally(self) -> Tally:
         with self._counts.get_lock():
             values = self._counts[:]
-        handled, duplicates, dead, batches, assigned_at = values
-        return Tally(int(handled), int(duplicates), int(dead), int(batches), assigned_at)
+        handled, duplicates, dead, batches, assigned_at, cpu_at = values
+        return Tally(int(handled), int(duplicates), int(dead), int(batches), assigned_at, cpu_at)
 
     async def stop(self) -> None:
         """Its final counts are told before it leaves; killed if it does not leave in time."""
+        if self._process.pid is None:
+            return  # never started
         self._stop.set()
         await asyncio.get_running_loop().run_in_executor(None, self._process.join, 30)
         if self._process.is_alive():
@@ -506,14 +514,18 @@ def serve_replica(settings: ServiceSettings, ready: Any, stop: Any, counts: Any)
 async def _serve(settings: ServiceSettings, ready: Any, stop: Any, counts: Any) -> None:
     app = build_app(BACKFILL_INTAKE, settings)
     async with app.router.lifespan_context(app):
-        consumer = app.state.runtime.consumer
+        runtime: Runtime = app.state.runtime
+        consumer = runtime.consumer
         assert isinstance(consumer, EventConsumer)
         ready.set()
-        assigned_at = 0.0
+        assigned_at = cpu_at = 0.0
         while True:
+            if runtime.failure is not None:
+                # The process ends with it, so that the timing loop's check() says so at once.
+                raise RuntimeError(f"intake replica failed: {runtime.failure}")
             if not assigned_at and consumer.assignment_seen:
-                assigned_at = time.monotonic()
-            told = Tally.of(consumer, assigned_at)
+                assigned_at, cpu_at = time.monotonic(), time.process_time()
+            told = Tally.of(consumer, assigned_at, cpu_at)
             with counts.get_lock():
                 counts[:] = [float(getattr(told, name)) for name in _TALLY]
             if stop.is_set():
@@ -544,16 +556,13 @@ async def consume_all(
     """From the first replica's assignment until every report is handled (by one of them)."""
     consumer = runtime.consumer
     assert isinstance(consumer, EventConsumer)
-    own_assigned = 0.0
+    own_assigned = own_cpu = 0.0
 
     def tallies() -> list[Tally]:
-        nonlocal own_assigned
+        nonlocal own_assigned, own_cpu
         if not own_assigned and consumer.assignment_seen:
-            own_assigned = time.monotonic()
-        return [Tally.of(consumer, own_assigned), *(r.tally() for r in replicas)]
-
-    def cpu() -> float:
-        return time.process_time() + sum(r.cpu_seconds for r in replicas)
+            own_assigned, own_cpu = time.monotonic(), time.process_time()
+        return [Tally.of(consumer, own_assigned, own_cpu), *(r.tally() for r in replicas)]
 
     deadline = time.monotonic() + 60
     while not any(t.assigned_at for t in tallies()):
@@ -561,7 +570,7 @@ async def consume_all(
             raise TimeoutError("no intake replica was ever assigned the inbound topic")
         await asyncio.sleep(0.005)
     started = min(t.assigned_at for t in tallies() if t.assigned_at)
-    cpu_before = cpu()
+    cpu_at_start = time.process_time()
     with ctx.task("intake consuming", produced.reports) as bar:
         deadline = started + params.timeout_s
         half_s = 0.0
@@ -578,7 +587,12 @@ async def consume_all(
             bar.update(done)
             await asyncio.sleep(0.01)
         seconds = time.monotonic() - started
-        return Timing(seconds, cpu() - cpu_before, half_s or seconds / 2)
+    # Each process from its own assignment (this one from the start, if it had none).
+    final = tallies()
+    cpu = time.process_time() - (final[0].cpu_at_assignment or cpu_at_start)
+    for replica, tally in zip(replicas, final[1:], strict=True):
+        cpu += replica.cpu_seconds - tally.cpu_at_assignment
+    return Timing(seconds, cpu, half_s or seconds / 2)
 
 
 async def backfill(ctx: Context) -> RunResult:
@@ -610,10 +624,13 @@ async def backfill(ctx: Context) -> RunResult:
             runtime: Runtime = app.state.runtime
             timing = await consume_all(ctx, runtime, replicas, produced, params)
             assert isinstance(runtime.consumer, EventConsumer)
-            own = Tally.of(runtime.consumer, 0.0)
+            own = Tally.of(runtime.consumer, 0.0, 0.0)
     finally:
         for replica in replicas:
-            await replica.stop()
+            try:
+                await replica.stop()
+            except Exception:  # the others are stopped all the same; the first error stands
+                log.exception("stopping an intake replica failed")
     tallies = [own, *(replica.tally() for replica in replicas)]
     duplicates = sum(t.duplicates for t in tallies)
     dead_lettered = sum(t.dead_lettered for t in tallies)
@@ -632,7 +649,7 @@ async def backfill(ctx: Context) -> RunResult:
             "reports": n,
             "support_requests": found.support_requests,
             # What the consumer counted, beside what the tables hold: says where a check failed.
-            "handled": n - duplicates - dead_lettered,
+            "handled": sum(t.handled for t in tallies),
             "duplicates": duplicates,
             "dead_lettered": dead_lettered,
             "inbox_rows": found.inbox,

@@ -28,7 +28,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from huddle_contracts.cloudevents import CloudEvent, CloudEventError, from_record
 from huddle_contracts.events import Event
 from huddle_contracts.registry import EVENT_TYPES, decode_event
@@ -361,12 +361,12 @@ class EventConsumer:
             # Bounded: each batch holds a pooled connection, and HTTP requests, the relay and
             # the readiness probe need theirs too.
             async with self._partitions_at_once:
-                if self._queues.get(tp) is not queue:
-                    return  # dropped by a rebalance while it waited
+                if self._stopping.is_set() or self._queues.get(tp) is not queue:
+                    return  # stopped, or dropped by a rebalance, while it waited
                 batch = list(itertools.islice(queue, self._batch_size))
                 finished = await self._process_batch(batch)
                 if finished == 0:
-                    return  # stopping mid-retry: the batch is redelivered
+                    return  # only when stopping mid-retry: the batch is redelivered
                 # After the database commit (and any dead letter's acknowledgement), never before.
                 committed = await self._commit(tp, batch[finished - 1].offset + 1)
             if self._queues.get(tp) is not queue:
@@ -377,6 +377,9 @@ class EventConsumer:
             if not committed:  # the group moved on: the partition's new owner reads the rest
                 del self._queues[tp]
                 self._queued -= len(queue)
+                # Fetched past what was dropped: until the rejoin, a fetch must not pass it by.
+                with contextlib.suppress(IllegalStateError):
+                    self._consumer.seek(tp, batch[finished - 1].offset + 1)
             if self._queued < self._queue_limit:
                 self._room.set()
             if not committed:
