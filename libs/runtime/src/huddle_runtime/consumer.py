@@ -287,7 +287,6 @@ class EventConsumer:
         # Records fetched and not yet handled, per partition, each drained by a worker of its own.
         self._queues: dict[TopicPartition, collections.deque[ConsumerRecord]] = {}
         self._workers: set[asyncio.Task[None]] = set()
-        self._queued = 0
         # Fetching waits while this many records are queued: memory stays bounded.
         self._queue_limit = 2 * self._partitions_limit * batch_size
         self._room = asyncio.Event()
@@ -338,15 +337,16 @@ class EventConsumer:
                         self._workers.add(worker)
                         worker.add_done_callback(self._workers.discard)
                     queue.extend(records)
-                    self._queued += len(records)
-                if self._queued >= self._queue_limit:
+                if self._queued() >= self._queue_limit:
                     self._room.clear()
+
+    def _queued(self) -> int:
+        return sum(map(len, self._queues.values()))
 
     async def settle(self) -> None:
         """Drop what is queued and wait for the batches in hand to commit (before a rebalance
         moves partitions: their next owner reads what was dropped from the committed offset)."""
         self._queues.clear()
-        self._queued = 0
         self._room.set()
         if self._workers:
             await asyncio.wait(list(self._workers))
@@ -373,14 +373,12 @@ class EventConsumer:
                 return  # dropped by a rebalance meanwhile
             for _ in range(finished):
                 queue.popleft()
-            self._queued -= finished
             if not committed:  # the group moved on: the partition's new owner reads the rest
                 del self._queues[tp]
-                self._queued -= len(queue)
                 # Fetched past what was dropped: until the rejoin, a fetch must not pass it by.
                 with contextlib.suppress(IllegalStateError):
                     self._consumer.seek(tp, batch[finished - 1].offset + 1)
-            if self._queued < self._queue_limit:
+            if self._queued() < self._queue_limit:
                 self._room.set()
             if not committed:
                 return
