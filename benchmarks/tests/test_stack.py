@@ -1,19 +1,23 @@
-"""The stack measures without servers: the simulated network, the pacing, the matching of each
-request to its offer, and the scale-out arithmetic."""
+"""The stack measures without the stack: the simulated network, the pacing, the matching of each
+request to its offer (against a small fake of intake and matching on loopback), and the scale-out
+arithmetic."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import statistics
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from aiokafka import ConsumerRecord
 from huddle_bench.load import Phase, achieved_rate, match, open_loop, schedule
 from huddle_bench.model import Outcome, RunResult
@@ -168,27 +172,38 @@ def _record(event: SupportRequested | OfferMade, offset: int) -> ConsumerRecord[
     )
 
 
-async def test_each_request_is_timed_to_the_offermade_of_its_own_case_and_accepted() -> None:
-    cases = [uuid.uuid4() for _ in range(3)]
-    accepted: list[str] = []
-
-    def server(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/support-requests":
-            body = json.loads(request.content)
-            return httpx.Response(201, json={"case_id": str(cases[int(body["unit_id"][-1])])})
-        accepted.append(request.headers["Authorization"])
-        return httpx.Response(200, json={})
-
-    now = datetime(2026, 11, 26, 10, tzinfo=UTC)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as http:
-        pipeline = Pipeline(
+@asynccontextmanager
+async def fake_services(
+    answer: Callable[[web.Request], Awaitable[web.Response]],
+) -> AsyncIterator[Pipeline]:
+    """A pipeline whose intake and matching are one small HTTP server on loopback."""
+    app = web.Application()
+    app.router.add_route("POST", "/{path:.*}", answer)
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+        url = str(server.make_url("")).rstrip("/")
+        yield Pipeline(
             http=http,
-            intake="http://intake",
-            matching="http://matching",
+            intake=url,
+            matching=url,
             kafka_bootstrap="unused",
             database_url="unused",
             peer_tokens={PEER: "token-of-peer-1"},
         )
+
+
+async def test_each_request_is_timed_to_the_offermade_of_its_own_case_and_accepted() -> None:
+    cases = [uuid.uuid4() for _ in range(3)]
+    accepted: list[str] = []
+
+    async def server(request: web.Request) -> web.Response:
+        if request.path == "/v1/support-requests":
+            body = await request.json()
+            return web.json_response({"case_id": str(cases[int(body["unit_id"][-1])])}, status=201)
+        accepted.append(request.headers["Authorization"])
+        return web.json_response({})
+
+    now = datetime(2026, 11, 26, 10, tzinfo=UTC)
+    async with fake_services(server) as pipeline:
         network = simulate_network("n", SHAPE, seed=8)
         for i, planned in enumerate(plan_requests(network, 3, seed=9)):
             await pipeline.ask(dataclasses.replace(planned, unit_id=f"u{i}"), "token")
@@ -219,22 +234,20 @@ async def test_a_refused_accept_is_declined_and_the_next_offer_of_the_case_accep
     case_id, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     calls: list[str] = []
 
-    def server(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        if request.url.path == f"/v1/offers/{first}/accept":
-            return httpx.Response(409, json={"detail": "you are at your active-case capacity"})
-        return httpx.Response(204 if request.url.path.endswith("decline") else 200, json={})
+    async def server(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        if request.path == f"/v1/offers/{first}/accept":
+            return web.json_response(
+                {"detail": "you are at your active-case capacity"},
+                status=409,
+                content_type="application/problem+json",
+            )
+        if request.path.endswith("decline"):
+            return web.Response(status=204)
+        return web.json_response({})
 
     now = datetime(2026, 11, 26, 10, tzinfo=UTC)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as http:
-        pipeline = Pipeline(
-            http=http,
-            intake="http://intake",
-            matching="http://matching",
-            kafka_bootstrap="unused",
-            database_url="unused",
-            peer_tokens={PEER: "t"},
-        )
+    async with fake_services(server) as pipeline:
         for offset, offer_id in enumerate((first, second)):
             offer = OfferMade(
                 network_id="n",

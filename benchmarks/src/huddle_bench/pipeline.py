@@ -17,8 +17,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from huddle_contracts.events import OfferMade, PeerMatched, SupportRequested
 from huddle_contracts.topics import topic_for_event_type
@@ -77,7 +77,7 @@ class Pipeline:
     def __init__(
         self,
         *,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         intake: str,
         matching: str,
         kafka_bootstrap: str,
@@ -103,19 +103,20 @@ class Pipeline:
     # -- the driving side ----------------------------------------------------------------
     async def ask(self, planned: PlannedRequest, token: str) -> None:
         try:
-            answer = await self.http.post(
+            async with self.http.post(
                 self.intake + "/v1/support-requests",
                 json=planned.body(),
                 headers={"Authorization": "Bearer " + token},
-            )
-        except httpx.HTTPError as exc:
+            ) as answer:
+                now = time.perf_counter()
+                if answer.status != 201:
+                    self.errors[f"request {answer.status}"] += 1
+                    return
+                case_id = uuid.UUID((await answer.json())["case_id"])
+        except (aiohttp.ClientError, TimeoutError) as exc:
             self.errors[f"request {type(exc).__name__}"] += 1
             return
-        now = time.perf_counter()
-        if answer.status_code != 201:
-            self.errors[f"request {answer.status_code}"] += 1
-            return
-        self.hops.accepted[uuid.UUID(answer.json()["case_id"])] = now
+        self.hops.accepted[case_id] = now
 
     async def accept(self, case_id: uuid.UUID, offer_id: str, peer: str) -> None:
         """Take the case; a peer matching refuses (409, e.g. at capacity) declines instead,
@@ -126,22 +127,25 @@ class Pipeline:
             return
         bearer = {"Authorization": "Bearer " + token}
         try:
-            answer = await self.http.post(
+            async with self.http.post(
                 f"{self.matching}/v1/offers/{offer_id}/accept", headers=bearer
-            )
-            now = time.perf_counter()
-            if answer.status_code == 409:
-                self.refused[answer.json().get("detail", "")[:80]] += 1
+            ) as answer:
+                now = time.perf_counter()
+                status = answer.status
+                # A refusal is application/problem+json: read it whatever its content type.
+                refusal = await answer.json(content_type=None) if status == 409 else None
+            if refusal is not None:
+                self.refused[refusal.get("detail", "")[:80]] += 1
                 self.redo.add(case_id)
-                await self.http.post(
+                async with self.http.post(
                     f"{self.matching}/v1/offers/{offer_id}/decline", headers=bearer
-                )
-                return
-        except httpx.HTTPError as exc:
+                ):
+                    return
+        except (aiohttp.ClientError, TimeoutError) as exc:
             self.errors[f"accept {type(exc).__name__}"] += 1
             return
-        if answer.status_code != 200:
-            self.errors[f"accept {answer.status_code}"] += 1
+        if status != 200:
+            self.errors[f"accept {status}"] += 1
             return
         self.hops.answered[case_id] = now
 

@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from huddle_contracts.events import AdverseEventReported, InvolvedStaff
@@ -114,7 +114,7 @@ async def seed_network(
     stack: RunningStack,
     network: Network,
     requests: Sequence[PlannedRequest],
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     *,
     concurrency: int = 16,
 ) -> Seeded:
@@ -123,17 +123,17 @@ async def seed_network(
     started = time.perf_counter()
     issuer, network_id = stack.issuer, network.network_id
     admin = {"Authorization": "Bearer " + issuer.mint(role="network_admin", network=network_id)}
-    imported = await http.post(
+    async with http.post(
         stack.url("intake", "/v1/directory/import"),
-        content=directory_csv(network, requests),
+        data=directory_csv(network, requests),
         headers={**admin, "Content-Type": "text/csv"},
-    )
-    imported.raise_for_status()
+    ) as imported:
+        imported.raise_for_status()
     gate = asyncio.Semaphore(concurrency)
 
     async def certify(peer: PeerSupporter) -> None:
         async with gate:
-            registered = await http.post(
+            async with http.post(
                 stack.url("training", "/v1/peers"),
                 headers=admin,
                 json={
@@ -144,14 +144,15 @@ async def seed_network(
                     "clinical_area": peer.unit_id,
                     "languages": list(peer.languages),
                 },
-            )
-            registered.raise_for_status()
-            certified = await http.post(
-                stack.url("training", f"/v1/peers/{registered.json()['peer']}/certifications"),
+            ) as registered:
+                registered.raise_for_status()
+                registered_as = (await registered.json())["peer"]
+            async with http.post(
+                stack.url("training", f"/v1/peers/{registered_as}/certifications"),
                 headers=admin,
                 json={},
-            )
-            certified.raise_for_status()
+            ) as certified:
+                certified.raise_for_status()
 
     peers = network.peers
     await asyncio.gather(*(certify(p) for p in peers))
@@ -166,8 +167,9 @@ async def seed_network(
     now = datetime.now(UTC)
 
     async def on_call(peer: PeerSupporter) -> None:
-        async with gate:
-            shift = await http.post(
+        async with (
+            gate,
+            http.post(
                 stack.url("matching", "/v1/rota/shifts"),
                 headers=admin,
                 json={
@@ -176,7 +178,8 @@ async def seed_network(
                     "starts_at": (now - timedelta(minutes=5)).isoformat(),
                     "ends_at": (now + timedelta(days=7)).isoformat(),
                 },
-            )
+            ) as shift,
+        ):
             shift.raise_for_status()
 
     await asyncio.gather(*(on_call(p) for p in peers if p.on_call))
@@ -559,18 +562,18 @@ def results_of(
 
 
 async def api_shows_cases(
-    stack: RunningStack, http: httpx.AsyncClient, pipeline: Pipeline, sample: int = 10
+    stack: RunningStack, http: aiohttp.ClientSession, pipeline: Pipeline, sample: int = 10
 ) -> bool:
     """What the poller saw in sessions' table, its API shows the assigned peer too."""
     opened = list(pipeline.hops.opened)[:sample]
     for case_id in opened:
         token = pipeline.peer_tokens[pipeline.peer_of[case_id]]
-        got = await http.get(
+        async with http.get(
             stack.url("sessions", f"/v1/cases/{case_id}"),
             headers={"Authorization": "Bearer " + token},
-        )
-        if got.status_code != 200:
-            return False
+        ) as got:
+            if got.status != 200:
+                return False
     return bool(opened)
 
 
@@ -674,8 +677,11 @@ async def drive_load(
     params: StackParams,
 ) -> Driven:
     """Seed the network, then every phase open-loop, the system quiet between phases."""
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+    # aiohttp, not httpx: httpcore's pool checks every idle connection on each request (a
+    # getpeername per connection), which at hundreds in flight took most of this process's CPU.
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=512), timeout=aiohttp.ClientTimeout(total=30)
+    ) as http:
         with ctx.task(f"stack: seeding {len(network.peers)} peers", None):
             seeded = await seed_network(stack, network, planned, http)
             tokens = [
