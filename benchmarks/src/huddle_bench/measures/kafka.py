@@ -43,7 +43,7 @@ async def ensure_topics(ctx: Context) -> None:
 
 
 def huddle_producer(ctx: Context, client_id: str) -> AIOKafkaProducer:
-    """The producer every Huddle relay uses (acks=all, idempotent, linger 5 ms)."""
+    """The producer every Huddle relay uses (acks=all, idempotent, no linger)."""
     return new_producer(KafkaSettings(bootstrap_servers=ctx.kafka()), client_id=client_id)
 
 

@@ -121,15 +121,18 @@ class OutboxRelay:
             await conn.add_listener(self.channel, self._on_notify)
             log.info("outbox relay active", schema=self._schema)
             woken = False
+            loop = asyncio.get_running_loop()
             while not self._stopping.is_set():
                 if not woken:
                     # A lost lock connection ends this round (and the lock); take it again.
                     # (A NOTIFY just came over it, so after one there is no need to ask.)
                     await conn.fetchval("SELECT 1")
                 await self.drain()
+                drained_at = loop.time()
                 woken = await self._sleep(self._poll_seconds)
-                if woken:
-                    # Woken by a commit: let the commits right behind it join the same batch.
+                if woken and loop.time() - drained_at < self._gather_seconds:
+                    # Commits come faster than the window: let those right behind this one join
+                    # its batch. One after a quiet spell is published at once.
                     await asyncio.sleep(self._gather_seconds)
         finally:
             self.active = False

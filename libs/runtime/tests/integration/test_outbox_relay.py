@@ -1,10 +1,12 @@
-"""The outbox relay's gather window, against the real broker and database."""
+"""The outbox relay's gather window, against the real broker and database: it holds a commit
+only while commits come faster than the window."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -43,11 +45,14 @@ async def until(condition: Callable[[], bool], seconds: float = 15) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.parametrize(("gather_seconds", "one_batch"), [(GATHER_SECONDS, True), (0.0, False)])
-async def test_commits_right_behind_the_one_that_woke_the_relay_share_its_batch(
-    probe: ProbeFactory, gather_seconds: float, one_batch: bool
-) -> None:
-    settings = await probe()
+Commit = Callable[[str, int], Awaitable[None]]
+
+
+@asynccontextmanager
+async def running_relay(
+    settings: ServiceSettings, gather_seconds: float
+) -> AsyncIterator[tuple[OutboxRelay, Commit]]:
+    """A relay woken only by NOTIFY, and a way to commit one event to its outbox."""
     pool = await database.create_pool(settings)
     producer = new_producer(settings.kafka, client_id="test")
     await producer.start()
@@ -61,23 +66,48 @@ async def test_commits_right_behind_the_one_that_woke_the_relay_share_its_batch(
         gather_seconds=gather_seconds,
     )
     running = asyncio.create_task(relay.run())
-    await until(lambda: relay.active)
-    await asyncio.sleep(0.2)  # its first drain, of an empty outbox, is over
-    peer = "p_" + uuid.uuid4().hex
-    first_commit = asyncio.get_running_loop().time()
-    for committed, year in enumerate(range(2000, 2005), start=1):
+
+    async def commit(peer: str, year: int) -> None:
         async with unit_of_work(pool, Tenant("north"), source="/huddle/probe") as uow:
             uow.publish(certified(peer, year))
-        if not one_batch:
+
+    try:
+        await until(lambda: relay.active)
+        yield relay, commit
+    finally:
+        relay.stop()
+        await running
+        await producer.stop()
+        await pool.close()
+
+
+async def test_a_commit_after_a_quiet_spell_is_published_at_once_and_those_right_behind_share_a_batch(
+    probe: ProbeFactory,
+) -> None:
+    clock = asyncio.get_running_loop().time
+    peer = "p_" + uuid.uuid4().hex
+    async with running_relay(await probe(), GATHER_SECONDS) as (relay, commit):
+        # Quiet for longer than the window since its first drain (of an empty outbox).
+        await asyncio.sleep(GATHER_SECONDS + 0.3)
+        started = clock()
+        await commit(peer, 2000)
+        await until(lambda: relay.published == 1)
+        alone, second = clock() - started, clock()
+        for year in range(2001, 2005):
+            await commit(peer, year)
+        await until(lambda: relay.published == 5)
+        behind = clock() - second
+    assert alone < GATHER_SECONDS  # not held for the window
+    assert relay.batches == 2  # the first alone, the four right behind it together
+    assert behind >= GATHER_SECONDS  # they waited for the window
+
+
+async def test_with_no_window_each_commit_is_published_on_its_own_wake_up(
+    probe: ProbeFactory,
+) -> None:
+    peer = "p_" + uuid.uuid4().hex
+    async with running_relay(await probe(), 0.0) as (relay, commit):
+        for committed, year in enumerate(range(2000, 2005), start=1):
+            await commit(peer, year)
             await until(lambda n=committed: relay.published == n)
-    await until(lambda: relay.published == 5)
-    waited = asyncio.get_running_loop().time() - first_commit
-    relay.stop()
-    await running
-    await producer.stop()
-    await pool.close()
-    if one_batch:
-        assert relay.batches == 1
-        assert waited >= GATHER_SECONDS  # the first row waited for the window
-    else:
-        assert relay.batches == 5  # each commit published on its own wake-up, at once
+    assert relay.batches == 5
