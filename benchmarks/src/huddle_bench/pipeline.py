@@ -106,6 +106,9 @@ class Pipeline:
         """Cases declined after a refused accept: the next OfferMade of each is accepted."""
         self._accepts: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self.exact_case_times: bool | None = None
+        """Whether a case's time is its commit's (the server keeps commit timestamps) or the
+        poll's that saw it; known once observing."""
 
     # -- the driving side ----------------------------------------------------------------
     async def ask(self, planned: PlannedRequest, token: str) -> None:
@@ -270,6 +273,7 @@ class Pipeline:
 
     async def _poll_cases(self, conn: asyncpg.Connection) -> None:
         exact = bool(await conn.fetchval("SELECT current_setting('track_commit_timestamp')::bool"))
+        self.exact_case_times = exact
         query = COMMITTED_AT if exact else POLLED_AT
         while not self._stopping.is_set():
             waiting = [c for c in self.hops.answered if c not in self.hops.opened]
