@@ -2,7 +2,9 @@
 
 The records of a fetched partition batch (at most ``batch_size``) share one transaction, so one
 fsync: their inbox rows, effects and outbox rows commit together, and the Kafka offsets are
-committed once the transaction has. Each partition's records queue for a worker of their own,
+committed once the transaction has: every partition's in one request, at most once an interval
+and before partitions move or the consumer stops (a crash redelivers at most an interval's
+worth, which the inbox absorbs). Each partition's records queue for a worker of their own,
 so partitions run side by side and none waits for another's batch. If a record fails, the batch
 is rolled back and done again with each record in a savepoint, so that only that record is left
 out. A record that cannot be decoded, has no handler, or keeps failing goes to ``<topic>.dlt``
@@ -264,6 +266,7 @@ class EventConsumer:
         raw_handlers: Mapping[str, RawHandler] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         partitions_at_once: int = 4,
+        commit_interval_s: float = 1.0,
     ) -> None:
         self._consumer = consumer
         self._producer = producer
@@ -291,6 +294,12 @@ class EventConsumer:
         self._queue_limit = 2 * self._partitions_limit * batch_size
         self._room = asyncio.Event()
         self._room.set()
+        # Next offsets whose records the database has committed and Kafka not yet: one commit
+        # request covers every partition, at most every interval, off the batches' path.
+        self._commit_interval_s = commit_interval_s
+        self._to_commit: dict[TopicPartition, int] = {}
+        self._offsets_waiting = asyncio.Event()
+        self._committing = asyncio.Lock()
         self.assignment_seen = False
         self.handled = 0
         self.duplicates = 0
@@ -305,14 +314,16 @@ class EventConsumer:
     def stop(self) -> None:
         self._stopping.set()
         self._room.set()
+        self._offsets_waiting.set()
 
     async def start(self) -> None:
         self._consumer.subscribe(self._topics, listener=_Rebalance(self))
         await self._consumer.start()
 
     async def close(self) -> None:
-        # Called once run() has returned (its workers with it).
+        # Called once run() has returned (its workers with it): what they did is committed.
         self.stop()
+        await self.flush()
         await self._consumer.stop()
 
     async def run(self) -> None:
@@ -320,6 +331,7 @@ class EventConsumer:
         batch by batch: partitions overlap one batch's database waits with another's Python,
         and none waits for the slowest of a fetch."""
         async with asyncio.TaskGroup() as workers:
+            workers.create_task(self._commit_every_interval())
             while not self._stopping.is_set():
                 await self._room.wait()
                 if self._stopping.is_set():
@@ -344,12 +356,13 @@ class EventConsumer:
         return sum(map(len, self._queues.values()))
 
     async def settle(self) -> None:
-        """Drop what is queued and wait for the batches in hand to commit (before a rebalance
-        moves partitions: their next owner reads what was dropped from the committed offset)."""
+        """Drop what is queued, wait for the batches in hand, and commit their offsets (before a
+        rebalance moves partitions: their next owner reads what was dropped from there)."""
         self._queues.clear()
         self._room.set()
         if self._workers:
             await asyncio.wait(list(self._workers))
+        await self.flush()
 
     async def _drain(self, tp: TopicPartition, queue: collections.deque[ConsumerRecord]) -> None:
         """Handle ``tp``'s queue in batches, in offset order, until it is empty or dropped."""
@@ -364,34 +377,61 @@ class EventConsumer:
                 if self._stopping.is_set() or self._queues.get(tp) is not queue:
                     return  # stopped, or dropped by a rebalance, while it waited
                 batch = list(itertools.islice(queue, self._batch_size))
+                dead_before = self.dead_lettered
                 finished = await self._process_batch(batch)
-                if finished == 0:
-                    return  # only when stopping mid-retry: the batch is redelivered
-                # After the database commit (and any dead letter's acknowledgement), never before.
-                committed = await self._commit(tp, batch[finished - 1].offset + 1)
+            if finished == 0:
+                return  # only when stopping mid-retry: the batch is redelivered
+            # After the database commit (and any dead letter's acknowledgement), never before.
+            self._offset_done(tp, batch[finished - 1].offset + 1)
+            if self.dead_lettered > dead_before:
+                # At once: redelivered, a dead letter would be sent again (the inbox has no
+                # record of an event it refused).
+                await self.flush()
             if self._queues.get(tp) is not queue:
                 return  # dropped by a rebalance meanwhile
             for _ in range(finished):
                 queue.popleft()
-            if not committed:  # the group moved on: the partition's new owner reads the rest
-                del self._queues[tp]
-                # Fetched past what was dropped: until the rejoin, a fetch must not pass it by.
-                with contextlib.suppress(IllegalStateError):
-                    self._consumer.seek(tp, batch[finished - 1].offset + 1)
             if self._queued() < self._queue_limit:
                 self._room.set()
-            if not committed:
-                return
 
-    async def _commit(self, tp: TopicPartition, next_offset: int) -> bool:
-        try:
-            await self._consumer.commit({tp: next_offset})
-        except CommitFailedError as exc:
-            # The group moved on; the new owner redelivers and the inbox absorbs it.
-            log.warning("offset commit refused after rebalance", partition=str(tp), error=str(exc))
-            return False
+    def _offset_done(self, tp: TopicPartition, next_offset: int) -> None:
+        self._to_commit[tp] = next_offset
+        self._offsets_waiting.set()
         self._report_lag(tp, next_offset)
-        return True
+
+    async def _commit_every_interval(self) -> None:
+        while not self._stopping.is_set():
+            await self._offsets_waiting.wait()
+            # The records handled meanwhile share the commit; a crash redelivers at most this
+            # interval's worth, which the inbox absorbs.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._commit_interval_s)
+            if not self._stopping.is_set():  # close() commits once the workers are done
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Commit to Kafka the offsets of every batch the database has committed."""
+        async with self._committing:
+            offsets, self._to_commit = self._to_commit, {}
+            self._offsets_waiting.clear()
+            if not offsets:
+                return
+            try:
+                await self._consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The group moved on (or the partitions did); their new owner redelivers from
+                # the last committed offset, and the inbox absorbs it.
+                log.warning(
+                    "offset commit refused after rebalance",
+                    partitions=sorted(str(tp) for tp in offsets),
+                    error=str(exc),
+                )
+            except KafkaError as exc:
+                # The broker away: keep them for the next round, unless newer ones came since.
+                log.warning("offset commit failed; retrying", error=str(exc))
+                for tp, offset in offsets.items():
+                    self._to_commit.setdefault(tp, offset)
+                self._offsets_waiting.set()
 
     def _report_lag(self, tp: TopicPartition, position: int) -> None:
         highwater = self._consumer.highwater(tp)

@@ -129,6 +129,7 @@ class Runtime:
                 handlers=handlers,
                 raw_handlers=d.raw_handlers,
                 batch_size=s.delivery.consumer_batch_size,
+                commit_interval_s=s.delivery.consumer_commit_interval_ms / 1000,
                 # At most half the pool in consumer batches at once: the rest serve HTTP.
                 partitions_at_once=max(1, s.database.pool_max_size // 2),
                 metrics=self.metrics,

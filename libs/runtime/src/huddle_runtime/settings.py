@@ -148,6 +148,9 @@ class DeliverySettings(BaseSettings):
     # and row locks until the batch commits, so keep it well under max_locks_per_transaction x
     # max_connections.
     consumer_batch_size: int = Field(default=500, ge=1, le=2_000)
+    # Offsets of the batches committed meanwhile go to Kafka in one request, at most this often
+    # (and before a rebalance or a stop); a crash redelivers that much, which the inbox absorbs.
+    consumer_commit_interval_ms: float = Field(default=1_000, ge=0, le=60_000)
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_seconds: float = Field(default=0.2, ge=0)
     consumer_backoff_max_seconds: float = Field(default=5.0, ge=0)

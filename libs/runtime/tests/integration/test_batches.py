@@ -110,6 +110,7 @@ async def start(
     producer,
     notes: Notes,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    commit_interval_s: float = 1.0,
 ):
     consumer = EventConsumer(
         consumer=new_consumer(settings.kafka, group_id=settings.consumer_group, client_id="t"),
@@ -122,6 +123,7 @@ async def start(
         metrics=Metrics(),
         retry=RetryPolicy(max_attempts=3, backoff_seconds=0.01),
         batch_size=batch_size,
+        commit_interval_s=commit_interval_s,
     )
     await consumer.start()
     return consumer, asyncio.create_task(consumer.run())
@@ -357,6 +359,76 @@ async def test_a_member_joining_mid_stream_takes_partitions_over_with_no_event_t
 
 async def _has_partitions(consumer: EventConsumer) -> bool:
     return consumer.assignment_seen
+
+
+async def committed(settings: ServiceSettings, partitions: list[TopicPartition]) -> list[int]:
+    """The group's committed offsets, read without joining it."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+    )
+    await reader.start()
+    try:
+        return [await reader.committed(tp) or 0 for tp in partitions]
+    finally:
+        await reader.stop()
+
+
+async def test_offsets_wait_for_the_interval_and_all_go_to_kafka_before_a_stop(
+    probe: ProbeFactory, admin: asyncpg.Connection
+) -> None:
+    settings = await probe()
+    pool = await database.create_pool(settings)
+    producer = new_producer(settings.kafka, client_id="test")
+    await producer.start()
+    await skip_to_end(settings, producer, TOPIC)
+    partitions = [TopicPartition(TOPIC, p) for p in range(3)]
+    start_at = await committed(settings, partitions)
+    events = [support_requested() for _ in range(30)]
+    notes = Notes(events)
+    for partition in range(3):
+        await publish(producer, events[partition::3], partition=partition)
+
+    # A batch per record, and an interval longer than the test: nothing is committed meanwhile.
+    consumer, task = await start(
+        settings, pool, producer, notes, batch_size=1, commit_interval_s=60
+    )
+    await until(lambda: _all_noted(admin, settings, events))
+    assert consumer.batches >= 30
+    assert await committed(settings, partitions) == start_at
+    await stop(consumer, task)
+    # Stopping committed every batch's offset: a new member of the group has nothing to redo.
+    assert await committed(settings, partitions) == [n + 10 for n in start_at]
+    again, task = await start(settings, pool, producer, notes)
+    await asyncio.sleep(3)
+    await stop(again, task)
+    assert again.handled == again.duplicates == 0
+    await producer.stop()
+    await pool.close()
+
+
+async def test_a_dead_letter_commits_its_offset_at_once(
+    probe: ProbeFactory, admin: asyncpg.Connection
+) -> None:
+    settings = await probe()
+    pool = await database.create_pool(settings)
+    producer = new_producer(settings.kafka, client_id="test")
+    await producer.start()
+    await skip_to_end(settings, producer, TOPIC)
+    tp = TopicPartition(TOPIC, PARTITION)
+    poison = await producer.send_and_wait(TOPIC, b"\x00not json", partition=PARTITION)
+    consumer, task = await start(settings, pool, producer, Notes([]), commit_interval_s=60)
+
+    async def passed_by() -> bool:
+        return (await committed(settings, [tp]))[0] > poison.offset
+
+    # Long before the interval: redelivered, the record would be dead-lettered twice.
+    await until(passed_by, seconds=20)
+    assert consumer.dead_lettered == 1
+    await stop(consumer, task)
+    await producer.stop()
+    await pool.close()
 
 
 async def _noted_at_least(admin: asyncpg.Connection, settings: ServiceSettings, n: int) -> bool:
