@@ -139,7 +139,7 @@ _CORE: tuple[Measure, ...] = (
         run=kafka_producer_throughput,
         about=(
             "The same OfferMade records the relay publishes, sent by raw aiokafka with "
-            "Huddle's producer settings (acks=all, idempotent, linger 5 ms): hand every "
+            "Huddle's producer settings (acks=all, idempotent, no linger): hand every "
             "record to the producer, then wait for every acknowledgement. The ceiling for "
             "the relay."
         ),

@@ -845,16 +845,17 @@ def _offer_limits(o: Outcome) -> list[str]:
         "(intake's relay shares its event loop with the HTTP requests); SupportRequested to "
         f"OfferMade {_m(o, 'matching_hop_p50_ms'):.0f} / {_m(o, 'matching_hop_p99_ms'):.0f} ms "
         "(matching's consumer, then its relay).",
-        "Profiled in this session (py-spy in each service at 200/s, pg_stat_statements over the "
+        "Profiled on 2026-11-27 (py-spy in each service at 200/s, pg_stat_statements over the "
         "phase): no one part dominates. Each service is a quarter to a third busy; in intake and "
         "matching a quarter of their CPU is the HTTP layer (FastAPI, OpenTelemetry's server "
         "span, the token check) and a quarter the consumer's batches; PostgreSQL runs about 100 "
         "statements per support request (inbox rows, tenant scope, reads, writes, outbox rows, "
         "foreign-key checks, and asyncpg's reset as each pooled connection goes back), each "
         "with its protocol round trip. Fewer statements per event is the lever.",
-        "An accept waits on average about 25 ms for the peer's row, held by matching's consumer "
-        "while its batch of offers commits (the same few on-call peers take most offers): "
-        "time, not CPU, and before the accept is answered, so outside both goals' spans.",
+        "Then, an accept waited on average about 25 ms for the peer's row, held by matching's "
+        "consumer while its batch of offers commits (the same few on-call peers take most "
+        "offers): time, not CPU, and before the accept is answered, so outside both goals' "
+        "spans.",
         f"The load generator shares the 2 cores: {_m(o, 'generator_cpu'):.2f} CPU seconds a "
         f"second at {GOAL_RATE:g}/s (aiohttp for the requests and accepts, the bus observer, "
         f"the case poller); its worst pacing lag was {_m(o, 'pacing_lag_ms'):.0f} ms. With "
@@ -999,8 +1000,9 @@ MEASURES: tuple[Measure, ...] = (
         about=(
             "The same runs: as each OfferMade arrives the peer it names accepts over matching's "
             "API with their own token. Clock: from matching's 200 to the case committed in "
-            "sessions' table (polled every 2 ms; sessions' API reads that row, checked for a "
-            "sample of cases each run)."
+            "sessions' table: the commit's own time, from PostgreSQL's commit timestamps, read "
+            "every 25 ms (every 2 ms, at the poll's time, on a server without them); sessions' "
+            "API reads that row, checked for a sample of cases each run."
         ),
         headline="p99_ms",
         headline_label=f"p99 at {GOAL_RATE:g} accepts/s",
