@@ -248,6 +248,24 @@ async def test_two_searches_at_once_never_offer_a_peers_last_place_twice(
     assert len(await offers_of(m, local_issuer, "ONE")) == 1
 
 
+async def test_two_searches_at_once_both_go_to_the_peer_with_room_for_both(
+    matching, local_issuer
+) -> None:
+    m = matching
+    await deliver(m, certify(m, "ROOMY"))
+    await deliver(m, certify(m, "FALLBACK", discipline="physician"))
+    response = await m.client.put(
+        "/v1/peers/me/availability", headers=as_peer(m, local_issuer, "ROOMY"), json={"capacity": 2}
+    )
+    assert response.status_code == 204, response.text
+    # The second search finds the nurse's row held by the first: it waits for that offer to
+    # commit, not for a worse match (the physician), as the nurse has room for both.
+    needs = [request(m, f"PAIR{i}", urgency="routine") for i in range(2)]
+    await asyncio.gather(*(deliver(m, need) for need in needs))
+    assert len(await offers_of(m, local_issuer, "ROOMY")) == 2
+    assert await offers_of(m, local_issuer, "FALLBACK") == []
+
+
 async def test_a_surge_beyond_the_hospital_widens_together_and_nobody_goes_over_capacity(
     matching, local_issuer, published
 ) -> None:

@@ -367,6 +367,24 @@ async def hold_peers(
     return await roster(conn, now, hospital_id=hospital_id)
 
 
+async def wait_for_peer(
+    conn: asyncpg.Connection, now: datetime, pseudonym: str, *, wait_ms: int
+) -> list[Peer]:
+    """Lock a peer another transaction holds (offering them a case right now), waiting at most
+    ``wait_ms``, then read them afresh (that offer counted). A hold longer than that (a large
+    batch) leaves them out, as ``hold_peers`` does: holders never wait on each other for long."""
+    before = await conn.fetchval("SELECT current_setting('lock_timeout')")
+    try:
+        async with conn.transaction():  # a savepoint: a lock timeout undoes only this
+            await conn.execute("SELECT set_config('lock_timeout', $1, true)", f"{wait_ms}ms")
+            await conn.execute("SELECT 1 FROM peer WHERE pseudonym = $1 FOR UPDATE", pseudonym)
+            await conn.execute("SELECT set_config('lock_timeout', $1, true)", before)
+    except asyncpg.LockNotAvailableError:
+        return []
+    rows = await conn.fetch(_ROSTER + " WHERE p.pseudonym = ANY($2::text[])", now, [pseudonym])
+    return [_peer(r) for r in rows]
+
+
 async def get_peer(conn: asyncpg.Connection, pseudonym: str, now: datetime) -> Peer | None:
     row = await conn.fetchrow(_ROSTER + " WHERE p.pseudonym = $2", now, pseudonym)
     return _peer(row) if row else None

@@ -39,6 +39,9 @@ from huddle_matching.domain.support_need import SupportNeed
 from huddle_matching.domain.surge import assign_batch
 
 OPEN = ("searching", "offered", "escalated")
+# How long a search waits for a peer whose row another search holds: a small batch's offer
+# commits well within it; a large batch's does not, and the peer is then left out.
+OFFERED_ELSEWHERE_WAIT_MS = 50
 
 
 def utc_now() -> datetime:
@@ -164,6 +167,12 @@ async def _choose_and_hold(
     taken their last free place since the candidates were read, and then the next one is chosen."""
     while (candidate := await choose(conn, need, now, scope, weights, skip=skip)) is not None:
         held = await repo.hold_peers(conn, now, pseudonyms=[candidate.peer.pseudonym])
+        if not held:
+            # Being offered another case right now: that offer usually commits within moments,
+            # and the peer may have room for both (skipping them would give a worse match).
+            held = await repo.wait_for_peer(
+                conn, now, candidate.peer.pseudonym, wait_ms=OFFERED_ELSEWHERE_WAIT_MS
+            )
         if held and eligible(held[0], need, now):
             return Candidate(held[0], score(held[0], need, now, weights))
         skip = skip | {candidate.peer.pseudonym}  # full now, or being offered elsewhere
