@@ -37,6 +37,7 @@ OBSERVED = (
 # case opened is its transaction's commit, whatever the interval; without them it is the poll's
 # time, and the interval is the resolution of "case open".
 POLL_S = {True: 0.025, False: 0.002}
+# The row's xmin is the transaction that opened the case: nothing updates it in these runs.
 COMMITTED_AT = """SELECT case_id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) AS at
                      FROM sessions.support_case WHERE case_id = ANY($1::uuid[])"""
 POLLED_AT = "SELECT case_id, NULL AS at FROM sessions.support_case WHERE case_id = ANY($1::uuid[])"
@@ -144,12 +145,14 @@ class Pipeline:
                 status = answer.status
                 # A refusal is application/problem+json: read it whatever its content type.
                 refusal = await answer.json(content_type=None) if status == 409 else None
+                await answer.read()
             if refusal is not None:
                 self.refused[refusal.get("detail", "")[:80]] += 1
                 self.redo.add(case_id)
                 async with self.http.post(
                     f"{self.matching}/v1/offers/{offer_id}/decline", headers=bearer
-                ):
+                ) as declined:
+                    await declined.read()  # read whole, so the connection is kept
                     return
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.errors[f"accept {type(exc).__name__}"] += 1

@@ -2,15 +2,15 @@
 
 The records of a fetched partition batch (at most ``batch_size``) share one transaction, so one
 fsync: their inbox rows, effects and outbox rows commit together, and the Kafka offsets are
-committed once the transaction has: every partition's in one request, at most once an interval
-and before partitions move or the consumer stops (a crash redelivers at most an interval's
-worth, which the inbox absorbs). Each partition's records queue for a worker of their own,
-so partitions run side by side and none waits for another's batch. If a record fails, the batch
-is rolled back and done again with each record in a savepoint, so that only that record is left
-out. A record that cannot be decoded, has no handler, or keeps failing goes to ``<topic>.dlt``
-with the reason and its original coordinates in headers, and the consumer moves on; the others
-of its batch are not lost with it. Infrastructure failures (database or broker unreachable) are
-retried without limit: nothing is dropped for them.
+committed once the transaction has: every partition's in one request, at most once an interval, and
+at once after a dead letter, before partitions move and when the consumer stops (a crash redelivers
+about an interval's worth, which the inbox absorbs). Each partition's records queue for a worker of
+their own, so partitions run side by side and none waits for another's batch. If a record fails,
+the batch is rolled back and done again with each record in a savepoint, so that only that record
+is left out. A record that cannot be decoded, has no handler, or keeps failing goes to
+``<topic>.dlt`` with the reason and its original coordinates in headers, and the consumer moves on;
+the others of its batch are not lost with it. Infrastructure failures (database or broker
+unreachable) are retried without limit: nothing is dropped for them.
 """
 
 from __future__ import annotations
@@ -320,10 +320,13 @@ class EventConsumer:
         self._consumer.subscribe(self._topics, listener=_Rebalance(self))
         await self._consumer.start()
 
-    async def close(self) -> None:
-        # Called once run() has returned (its workers with it): what they did is committed.
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Commit what the workers did (run() has returned), then leave the group. The commit is
+        bounded: with the broker away aiokafka retries it until the consumer stops, and those
+        records are redelivered to the next owner, which the inbox absorbs."""
         self.stop()
-        await self.flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush(), timeout_s)
         await self._consumer.stop()
 
     async def run(self) -> None:
@@ -402,36 +405,47 @@ class EventConsumer:
     async def _commit_every_interval(self) -> None:
         while not self._stopping.is_set():
             await self._offsets_waiting.wait()
-            # The records handled meanwhile share the commit; a crash redelivers at most this
+            # The records handled meanwhile share the commit; a crash redelivers about this
             # interval's worth, which the inbox absorbs.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._commit_interval_s)
-            if not self._stopping.is_set():  # close() commits once the workers are done
-                await self.flush()
+            if self._stopping.is_set():
+                return  # close() commits once the workers are done
+            if not await self.flush():
+                with contextlib.suppress(TimeoutError):  # refused: not again at once
+                    await asyncio.wait_for(self._stopping.wait(), self._retry.delay(3))
 
-    async def flush(self) -> None:
-        """Commit to Kafka the offsets of every batch the database has committed."""
+    async def flush(self) -> bool:
+        """Commit to Kafka the offsets of every batch the database has committed, for the
+        partitions still assigned (a partition gone elsewhere is read again by its new owner
+        from its last committed offset, and the inbox absorbs it). False if Kafka refused."""
         async with self._committing:
-            offsets, self._to_commit = self._to_commit, {}
+            assigned = self._consumer.assignment()
+            offsets = {tp: n for tp, n in self._to_commit.items() if tp in assigned}
+            self._to_commit = {}
             self._offsets_waiting.clear()
             if not offsets:
-                return
+                return True
             try:
                 await self._consumer.commit(offsets)
             except (CommitFailedError, IllegalStateError) as exc:
-                # The group moved on (or the partitions did); their new owner redelivers from
-                # the last committed offset, and the inbox absorbs it.
+                # The group moved on (or the partitions did): as above, the new owner redelivers.
                 log.warning(
                     "offset commit refused after rebalance",
                     partitions=sorted(str(tp) for tp in offsets),
                     error=str(exc),
                 )
-            except KafkaError as exc:
-                # The broker away: keep them for the next round, unless newer ones came since.
-                log.warning("offset commit failed; retrying", error=str(exc))
+            except BaseException as exc:
+                # Not committed (aiokafka retries a broker that is away itself; this is a
+                # refusal, or a cancellation): keep them, unless newer ones came since.
                 for tp, offset in offsets.items():
                     self._to_commit.setdefault(tp, offset)
                 self._offsets_waiting.set()
+                if not isinstance(exc, KafkaError):
+                    raise
+                log.warning("offset commit failed; retrying", error=str(exc))
+                return False
+            return True
 
     def _report_lag(self, tp: TopicPartition, position: int) -> None:
         highwater = self._consumer.highwater(tp)

@@ -154,7 +154,7 @@ class Runtime:
             self.consumer.stop()
             await self._wait_for(["event consumer"], grace)
             with contextlib.suppress(Exception):
-                await self.consumer.close()
+                await self.consumer.close(timeout_s=grace)
         self.stopping.set()
         await self._wait_for(
             [t.get_name() for t in self._tasks if t.get_name() != "outbox relay"], grace

@@ -401,7 +401,8 @@ async def test_offsets_wait_for_the_interval_and_all_go_to_kafka_before_a_stop(
     # Stopping committed every batch's offset: a new member of the group has nothing to redo.
     assert await committed(settings, partitions) == [n + 10 for n in start_at]
     again, task = await start(settings, pool, producer, notes)
-    await asyncio.sleep(3)
+    await until(lambda: _has_partitions(again))
+    await asyncio.sleep(2)  # a few fetch rounds from the committed offsets
     await stop(again, task)
     assert again.handled == again.duplicates == 0
     await producer.stop()

@@ -88,7 +88,7 @@ async def test_a_commit_after_a_quiet_spell_is_published_at_once_and_those_right
     peer = "p_" + uuid.uuid4().hex
     async with running_relay(await probe(), GATHER_SECONDS) as (relay, commit):
         # Quiet for longer than the window since its first drain (of an empty outbox).
-        await asyncio.sleep(GATHER_SECONDS + 0.3)
+        await asyncio.sleep(GATHER_SECONDS + 1.0)
         started = clock()
         await commit(peer, 2000)
         await until(lambda: relay.published == 1)
