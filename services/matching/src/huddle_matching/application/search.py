@@ -165,11 +165,14 @@ async def _choose_and_hold(
 ) -> Candidate | None:
     """``choose``, then hold the peer's row until the offer commits: another search may have
     taken their last free place since the candidates were read, and then the next one is chosen."""
+    may_wait = True
     while (candidate := await choose(conn, need, now, scope, weights, skip=skip)) is not None:
         held = await repo.hold_peers(conn, now, pseudonyms=[candidate.peer.pseudonym])
-        if not held:
+        if not held and may_wait:
             # Being offered another case right now: that offer usually commits within moments,
             # and the peer may have room for both (skipping them would give a worse match).
+            # Once per search: under load, a wait that times out would only repeat.
+            may_wait = False
             held = await repo.wait_for_peer(
                 conn, now, candidate.peer.pseudonym, wait_ms=OFFERED_ELSEWHERE_WAIT_MS
             )
