@@ -356,11 +356,7 @@ async def hold_peers(
             " ORDER BY pseudonym FOR UPDATE SKIP LOCKED",
             sorted(set(pseudonyms)),
         )
-        # A new statement, so a new snapshot: it sees what committed before we held them.
-        rows = await conn.fetch(
-            _ROSTER + " WHERE p.pseudonym = ANY($2::text[])", now, [r["pseudonym"] for r in held]
-        )
-        return [_peer(r) for r in rows]
+        return await _read_afresh(conn, now, [r["pseudonym"] for r in held])
     await conn.execute(
         "SELECT 1 FROM peer WHERE hospital_id = $1 ORDER BY pseudonym FOR UPDATE", hospital_id
     )
@@ -381,7 +377,15 @@ async def wait_for_peer(
             await conn.execute("SELECT set_config('lock_timeout', $1, true)", before)
     except asyncpg.LockNotAvailableError:
         return []
-    rows = await conn.fetch(_ROSTER + " WHERE p.pseudonym = ANY($2::text[])", now, [pseudonym])
+    return await _read_afresh(conn, now, [pseudonym])
+
+
+async def _read_afresh(
+    conn: asyncpg.Connection, now: datetime, pseudonyms: list[str]
+) -> list[Peer]:
+    """Peers just locked, read by a new statement, so a new snapshot: it sees what committed
+    before they were held (another search's offer among it)."""
+    rows = await conn.fetch(_ROSTER + " WHERE p.pseudonym = ANY($2::text[])", now, pseudonyms)
     return [_peer(r) for r in rows]
 
 
