@@ -1,8 +1,9 @@
 """The bare HTTP baseline: FastAPI + asyncpg, one endpoint that inserts one row.
 
 Served exactly as every Huddle service is (`huddle_runtime.cli.serve`): one uvicorn process,
-same uvicorn arguments, the pool sizes of `DatabaseSettings`, the same PostgreSQL. No auth, no
-validation beyond JSON, no outbox: the ceiling for intake's HTTP path on this machine.
+same uvicorn arguments, the pool sizes and release of `huddle_runtime.database`, the same
+PostgreSQL. No auth, no validation beyond JSON, no outbox: the ceiling for intake's HTTP path on
+this machine.
 
 Run as ``python -m huddle_bench.bare_http`` with ``DATABASE_URL`` and ``HUDDLE_HTTP_PORT``.
 """
@@ -19,6 +20,7 @@ from typing import Any
 import asyncpg
 import uvicorn
 from fastapi import FastAPI, Request, status
+from huddle_runtime.database import keep_session
 from huddle_runtime.settings import KEEP_ALIVE_SECONDS, DatabaseSettings, DeliverySettings
 
 SCHEMA = "bench_bare"
@@ -45,7 +47,10 @@ def build_app(database: DatabaseSettings) -> FastAPI:
         finally:
             await conn.close()
         app.state.pool = await asyncpg.create_pool(
-            url, min_size=database.pool_min_size, max_size=database.pool_max_size
+            url,
+            min_size=database.pool_min_size,
+            max_size=database.pool_max_size,
+            reset=keep_session,  # as every service's pool: no reset query on release
         )
         try:
             yield

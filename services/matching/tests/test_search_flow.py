@@ -266,6 +266,26 @@ async def test_two_searches_at_once_both_go_to_the_peer_with_room_for_both(
     assert await offers_of(m, local_issuer, "FALLBACK") == []
 
 
+async def test_once_a_wait_for_a_held_peer_runs_out_searches_stop_waiting_for_a_while(
+    matching, local_issuer
+) -> None:
+    m = matching
+    await deliver(m, certify(m, "HELD"))
+    await deliver(m, certify(m, "FREE", discipline="physician"))
+    held = staff(m.app.state.settings, m.network, "HELD")
+    wait = m.matching.held_peer_wait
+    # A large batch elsewhere holds the nurse's row for longer than a search waits.
+    async with m.app.state.runtime.unit_of_work(Tenant(m.network)) as other:
+        await other.conn.execute("SELECT 1 FROM peer WHERE pseudonym = $1 FOR UPDATE", held)
+        await deliver(m, request(m, "FIRST", urgency="routine"))
+        assert (wait.waited, wait.ran_out) == (1, 1)
+        assert not wait.may_wait()
+        await deliver(m, request(m, "SECOND", urgency="routine"))
+        assert wait.waited == 1  # went on at once
+    assert len(await offers_of(m, local_issuer, "FREE")) == 2
+    assert await offers_of(m, local_issuer, "HELD") == []
+
+
 async def test_a_surge_beyond_the_hospital_widens_together_and_nobody_goes_over_capacity(
     matching, local_issuer, published
 ) -> None:

@@ -9,6 +9,14 @@ import asyncpg
 from huddle_runtime.settings import ServiceSettings
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, after asyncpg's own (which rolls back an open transaction and
+    drops listeners): nothing more. A pooled connection carries no session state: every setting
+    is transaction-local (``set_config(..., true)``, ``SET LOCAL``) and a session lock is released
+    in a ``finally``; so the default reset's round trip (RESET ALL, UNLISTEN, CLOSE ALL, unlock
+    all) on every release is skipped."""
+
+
 async def create_pool(settings: ServiceSettings, *, as_service_role: bool = True) -> asyncpg.Pool:
     """A pool whose connections use the service's schema and, by default, its non-owner role."""
     role = settings.db_role if as_service_role else None
@@ -23,6 +31,7 @@ async def create_pool(settings: ServiceSettings, *, as_service_role: bool = True
         min_size=settings.database.pool_min_size,
         max_size=settings.database.pool_max_size,
         init=init,
+        reset=keep_session,
         server_settings={
             "search_path": settings.schema_name,
             "application_name": f"huddle-{settings.service}",

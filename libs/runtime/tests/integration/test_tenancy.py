@@ -57,11 +57,15 @@ async def test_a_write_into_another_network_is_refused(probe: ProbeFactory) -> N
         await pool.close()
 
 
+def one_connection(settings: ServiceSettings) -> ServiceSettings:
+    """A pool of one connection: what one unit of work leaves, the next one meets."""
+    db = settings.database.model_copy(update={"pool_min_size": 1, "pool_max_size": 1})
+    return settings.model_copy(update={"database": db})
+
+
 async def test_the_tenant_setting_does_not_outlive_its_transaction(probe: ProbeFactory) -> None:
     settings = await probe()
-    pool = await database.create_pool(
-        settings,
-    )
+    pool = await database.create_pool(one_connection(settings))
     try:
         async with unit_of_work(pool, Tenant("north"), source="/test"):
             pass
@@ -70,6 +74,36 @@ async def test_the_tenant_setting_does_not_outlive_its_transaction(probe: ProbeF
                 "",
                 None,
             )
+    finally:
+        await pool.close()
+
+
+async def test_a_pooled_connection_keeps_its_session_but_nothing_of_a_failed_unit_of_work(
+    probe: ProbeFactory,
+) -> None:
+    settings = await probe()
+    pool = await database.create_pool(one_connection(settings))
+    try:
+        async with pool.acquire() as conn:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+        with pytest.raises(RuntimeError):
+            async with unit_of_work(pool, Tenant("north"), source="/test") as uow:
+                await uow.conn.execute(
+                    "INSERT INTO note (network_id, case_id, body) VALUES ('north', $1, 'x')",
+                    uuid.uuid4(),
+                )
+                raise RuntimeError("the handler failed")
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(
+                """SELECT pg_backend_pid() AS backend, current_user AS role,
+                          current_setting('huddle.network_id', true) AS network,
+                          (SELECT count(*) FROM note) AS notes"""
+            )
+            assert not conn.is_in_transaction()
+        # The same session (no reconnect), still the service's role, no tenant, nothing kept.
+        assert (row["backend"], row["role"]) == (backend, settings.db_role)
+        assert row["network"] in ("", None)
+        assert row["notes"] == 0
     finally:
         await pool.close()
 

@@ -367,7 +367,12 @@ async def warm_alone(runtime: Runtime, network: str, now: datetime) -> Warmed | 
                 return None
             return await warm_network(runtime, network, now)
         finally:
-            await sql.unlock_warm(lock, network)
+            try:
+                await sql.unlock_warm(lock, network)
+            except BaseException:
+                # The pool does not reset sessions (database.keep_session): end the lock with it.
+                lock.terminate()
+                raise
 
 
 async def warm_published_results(runtime: Runtime) -> None:

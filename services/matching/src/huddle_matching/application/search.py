@@ -3,6 +3,7 @@ widen to the network and alert coordinators when the hospital has no one left.""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,21 +40,44 @@ from huddle_matching.domain.support_need import SupportNeed
 from huddle_matching.domain.surge import assign_batch
 
 OPEN = ("searching", "offered", "escalated")
-# How long a search waits for a peer whose row another search holds: a small batch's offer
-# commits well within it; a large batch's does not, and the peer is then left out.
-OFFERED_ELSEWHERE_WAIT_MS = 50
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class HeldPeerWait:
+    """How long a search waits for a peer whose row another search holds (an offer about to
+    commit): a small batch's offer commits well within ``wait_ms``. A wait that runs out means
+    large batches hold the peers (the consumers are under load); searches then stop waiting for
+    ``rest_s``, as each wait would hold its own batch and peers longer too."""
+
+    wait_ms: int = 50
+    rest_s: float = 1.0
+    monotonic: Callable[[], float] = time.monotonic
+    waited: int = 0
+    ran_out: int = 0
+    _ran_out_at: float = float("-inf")
+
+    def may_wait(self) -> bool:
+        return self.monotonic() - self._ran_out_at >= self.rest_s
+
+    def record(self, *, got: bool) -> None:
+        self.waited += 1
+        if not got:
+            self.ran_out += 1
+            self._ran_out_at = self.monotonic()
+
+
 @dataclass(frozen=True)
 class Matching:
-    """What the use cases need besides the unit of work: the default policy and a clock."""
+    """What the use cases need besides the unit of work: the default policy, a clock, and the
+    process's patience with peers held by other searches."""
 
     default_policy: MatchingPolicy = field(default_factory=MatchingPolicy)
     clock: Callable[[], datetime] = utc_now
+    held_peer_wait: HeldPeerWait = field(default_factory=HeldPeerWait)
 
 
 class OfferRefused(Exception):
@@ -102,7 +126,8 @@ async def offer_next(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Offe
     scope = Scope(search.scope)
     deadline = search.first_contact_by or now
 
-    best = await _choose_and_hold(uow.conn, search.need, now, scope, policy.weights, skip=asked)
+    wait = matching.held_peer_wait
+    best = await _choose_and_hold(uow.conn, search.need, now, scope, policy.weights, asked, wait)
     # Widen before the first-contact deadline is lost: when another offer window no longer fits.
     at_risk = bool(asked) and deadline - now < policy.offer_window(search.need.urgency)
     if scope is Scope.HOSPITAL and (best is None or at_risk):
@@ -116,7 +141,9 @@ async def offer_next(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Offe
         scope = Scope.NETWORK
         await repo.update_search(uow.conn, case_id, scope=scope.value)
         _escalate(uow, search, reason, offers_made=len(offers), deadline=deadline, now=now)
-        best = await _choose_and_hold(uow.conn, search.need, now, scope, policy.weights, skip=asked)
+        best = await _choose_and_hold(
+            uow.conn, search.need, now, scope, policy.weights, asked, wait
+        )
     if best is None:
         await repo.update_search(uow.conn, case_id, status="escalated", escalated_at=now)
         if search.scope == Scope.NETWORK.value:  # widened earlier: alert coordinators again
@@ -160,22 +187,23 @@ async def _choose_and_hold(
     now: datetime,
     scope: Scope,
     weights: PreferenceWeights,
-    *,
     skip: frozenset[str],
+    wait: HeldPeerWait,
 ) -> Candidate | None:
     """``choose``, then hold the peer's row until the offer commits: another search may have
     taken their last free place since the candidates were read, and then the next one is chosen."""
     may_wait = True
     while (candidate := await choose(conn, need, now, scope, weights, skip=skip)) is not None:
         held = await repo.hold_peers(conn, now, pseudonyms=[candidate.peer.pseudonym])
-        if not held and may_wait:
+        if not held and may_wait and wait.may_wait():
             # Being offered another case right now: that offer usually commits within moments,
             # and the peer may have room for both (skipping them would give a worse match).
             # Once per search: under load, a wait that times out would only repeat.
             may_wait = False
             held = await repo.wait_for_peer(
-                conn, now, candidate.peer.pseudonym, wait_ms=OFFERED_ELSEWHERE_WAIT_MS
+                conn, now, candidate.peer.pseudonym, wait_ms=wait.wait_ms
             )
+            wait.record(got=bool(held))
         if held and eligible(held[0], need, now):
             return Candidate(held[0], score(held[0], need, now, weights))
         skip = skip | {candidate.peer.pseudonym}  # full now, or being offered elsewhere
