@@ -850,8 +850,8 @@ def _offer_limits(o: Outcome) -> list[str]:
         "matching a quarter of their CPU is the HTTP layer (FastAPI, OpenTelemetry's server "
         "span, the token check) and a quarter the consumer's batches; PostgreSQL runs about 100 "
         "statements per support request (inbox rows, tenant scope, reads, writes, outbox rows, "
-        "foreign-key checks, and asyncpg's reset as each pooled connection goes back), each "
-        "with its protocol round trip. Fewer statements per event is the lever.",
+        "foreign-key checks; asyncpg's reset as each pooled connection went back was dropped "
+        "since), each with its protocol round trip. Fewer statements per event is the lever.",
         "Then, an accept waited on average about 25 ms for the peer's row, held by matching's "
         "consumer while its batch of offers commits (the same few on-call peers take most "
         "offers): time, not CPU, and before the accept is answered, so outside both goals' "
