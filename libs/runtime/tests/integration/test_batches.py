@@ -18,6 +18,7 @@ from huddle_contracts.cloudevents import CloudEvent, to_headers
 from huddle_contracts.events import Event, SupportRequested
 from huddle_contracts.registry import encode_event
 from huddle_contracts.topics import INBOUND_ADVERSE_EVENTS, SUPPORT_REQUESTED
+from huddle_runtime import consumer as consumer_module
 from huddle_runtime import database
 from huddle_runtime.consumer import (
     DEFAULT_BATCH_SIZE,
@@ -775,3 +776,30 @@ async def test_runs_end_at_another_network_and_at_a_record_handled_alone_and_kee
     assert consumer.handled == len(events)
     await producer.stop()
     await pool.close()
+
+
+async def test_a_batch_looks_its_events_up_in_the_inbox_by_key_however_large_the_inbox(
+    probe: ProbeFactory, admin: asyncpg.Connection
+) -> None:
+    settings = await probe()
+    schema = settings.schema_name
+    await admin.execute(
+        f"""INSERT INTO {schema}.inbox (consumer, source, event_id, event_type, topic,
+                                        kafka_partition, kafka_offset)
+            SELECT 'c', 'huddle/intake', g::text, 't', 'x', 0, g
+              FROM generate_series(1, 20000) AS g"""
+    )
+    await admin.execute(f"ANALYZE {schema}.inbox")
+    held = [str(n) for n in range(1, 400, 2)]  # 200 events already handled, 300 not
+    keys = held + [uuid.uuid4().hex for _ in range(300)]
+    sql = consumer_module._INBOX_HELD_SQL
+    pool = await database.create_pool(settings)
+    try:
+        async with pool.acquire() as conn:
+            args = ("c", ["huddle/intake"] * len(keys), keys)
+            found = await conn.fetch(sql, *args)
+            [plan] = await conn.fetchrow("EXPLAIN (FORMAT JSON) " + sql, *args)
+    finally:
+        await pool.close()
+    assert sorted(r["event_id"] for r in found) == sorted(held)
+    assert "Seq Scan" not in plan and "Index" in plan, plan
