@@ -36,6 +36,16 @@ async def _ensure_case(
     await conn.execute(_ENSURE_CASE, network, case_id, hospital)
 
 
+async def _update_case(
+    conn: asyncpg.Connection, hospital: str, update: str, network: str, case_id: UUID, *args: object
+) -> None:
+    """``update`` (its $1 and $2 the case's network and id) on the case's row, created first
+    when this is the first of the case's events to arrive (one statement when it is not)."""
+    if await conn.execute(update, network, case_id, *args) == "UPDATE 0":
+        await _ensure_case(conn, network, case_id, hospital)
+        await conn.execute(update, network, case_id, *args)
+
+
 async def add_record(
     conn: asyncpg.Connection,
     *,
@@ -129,8 +139,9 @@ async def support_requested(conn: asyncpg.Connection, e: SupportRequested) -> No
 
 
 async def offer_made(conn: asyncpg.Connection, e: OfferMade) -> None:
-    await _ensure_case(conn, e.network_id, e.case_id, e.hospital_id)
-    await conn.execute(
+    await _update_case(
+        conn,
+        e.hospital_id,
         """UPDATE support_case SET offers = offers + 1,
                 first_offered_at = LEAST(first_offered_at, $3)
             WHERE network_id = $1 AND case_id = $2""",
@@ -141,8 +152,9 @@ async def offer_made(conn: asyncpg.Connection, e: OfferMade) -> None:
 
 
 async def peer_matched(conn: asyncpg.Connection, e: PeerMatched) -> None:
-    await _ensure_case(conn, e.network_id, e.case_id, e.hospital_id)
-    await conn.execute(
+    await _update_case(
+        conn,
+        e.hospital_id,
         """UPDATE support_case SET matched_at = $3, peer = $4, mode = $5,
                 respond_by = coalesce($6, respond_by),
                 tier = GREATEST(tier, $7), first_offered_at = LEAST(first_offered_at, $8)
@@ -159,8 +171,9 @@ async def peer_matched(conn: asyncpg.Connection, e: PeerMatched) -> None:
 
 
 async def match_escalated(conn: asyncpg.Connection, e: MatchEscalated) -> None:
-    await _ensure_case(conn, e.network_id, e.case_id, e.hospital_id)
-    await conn.execute(
+    await _update_case(
+        conn,
+        e.hospital_id,
         """UPDATE support_case SET escalated_at = LEAST(escalated_at, $3),
                 respond_by = coalesce(respond_by, $4)
             WHERE network_id = $1 AND case_id = $2""",
@@ -172,8 +185,9 @@ async def match_escalated(conn: asyncpg.Connection, e: MatchEscalated) -> None:
 
 
 async def support_withdrawn(conn: asyncpg.Connection, e: SupportWithdrawn) -> None:
-    await _ensure_case(conn, e.network_id, e.case_id, e.hospital_id)
-    await conn.execute(
+    await _update_case(
+        conn,
+        e.hospital_id,
         """UPDATE support_case SET withdrawn_at = LEAST(withdrawn_at, $3)
             WHERE network_id = $1 AND case_id = $2""",
         e.network_id,
@@ -257,8 +271,9 @@ async def referral_made(conn: asyncpg.Connection, e: ReferralMade) -> None:
         e.resource.value,
         e.referred_by is not None,
     )
-    await _ensure_case(conn, e.network_id, e.case_id, e.hospital_id)
-    await conn.execute(
+    await _update_case(
+        conn,
+        e.hospital_id,
         """UPDATE support_case SET referral = true, tier = 3
             WHERE network_id = $1 AND case_id = $2""",
         e.network_id,
@@ -267,8 +282,9 @@ async def referral_made(conn: asyncpg.Connection, e: ReferralMade) -> None:
 
 
 async def case_closed(conn: asyncpg.Connection, e: CaseClosed) -> None:
-    await _ensure_case(conn, e.network_id, e.case_id, e.hospital_id)
-    await conn.execute(
+    await _update_case(
+        conn,
+        e.hospital_id,
         "UPDATE support_case SET closed_at = $3 WHERE network_id = $1 AND case_id = $2",
         e.network_id,
         e.case_id,

@@ -39,11 +39,12 @@ async def add_steps(conn: asyncpg.Connection, steps: Sequence[Step]) -> None:
     await conn.executemany(
         "INSERT INTO request_event (network_id, case_id, kind, at, detail)"
         " VALUES ($1, $2, $3, $4, $5::jsonb)",
-        [
-            (s.network_id, s.case_id, s.kind, s.at, json.dumps(s.detail or {}, default=_iso))
-            for s in steps
-        ],
+        [(s.network_id, s.case_id, s.kind, s.at, _detail(s)) for s in steps],
     )
+
+
+def _detail(step: Step) -> str:
+    return json.dumps(step.detail or {}, default=_iso)
 
 
 def _iso(value: object) -> str:
@@ -83,6 +84,34 @@ async def set_status(
         status,
         assigned_peer,
         closed_at,
+    )
+
+
+async def advance(
+    conn: asyncpg.Connection,
+    step: Step,
+    status: str,
+    *,
+    assigned_peer: str | None = None,
+    closed_at: datetime | None = None,
+) -> None:
+    """The step on the journey and the request's new status, in one statement."""
+    await conn.execute(
+        """WITH step AS (
+               INSERT INTO request_event (network_id, case_id, kind, at, detail)
+               VALUES ($5, $1, $6, $7, $8::jsonb))
+           UPDATE support_request SET status = $2,
+                  assigned_peer = COALESCE($3, assigned_peer),
+                  closed_at = COALESCE($4, closed_at)
+            WHERE case_id = $1""",
+        step.case_id,
+        status,
+        assigned_peer,
+        closed_at,
+        step.network_id,
+        step.kind,
+        step.at,
+        _detail(step),
     )
 
 

@@ -49,12 +49,9 @@ async def record_step(
     if status is None:
         raise PermanentFailure(f"no support request {case_id} in intake")
     assert uow.tenant is not None
-    await journey.add_step(
-        uow.conn, network_id=uow.tenant.network_id, case_id=case_id, kind=step, at=at, detail=detail
-    )
-    await journey.set_status(
+    await journey.advance(
         uow.conn,
-        case_id,
+        journey.Step(uow.tenant.network_id, case_id, step, at, detail),
         status_after(status, step),
         assigned_peer=detail.get("peer") if step == "matched" else None,
         closed_at=at if step == "closed" else None,

@@ -33,14 +33,21 @@ class Search:
 
 
 async def record_support_request(
-    conn: asyncpg.Connection, event: SupportRequested, *, status: str = "searching"
-) -> None:
+    conn: asyncpg.Connection,
+    event: SupportRequested,
+    *,
+    first_contact_by: datetime,
+    status: str = "searching",
+) -> Search:
+    """The new search, as recorded (no other transaction sees its row until this one commits)."""
     # No ON CONFLICT: the inbox guarantees one delivery; a second insert would be a bug to see.
-    await conn.execute(
+    row = await conn.fetchrow(
         """INSERT INTO support_request (case_id, network_id, hospital_id, unit_id, requester,
                discipline, origin, urgency, preferred_mode, preferences, adverse_event_id,
-               requested_at, clinical_area, reporting_line, involved, status)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16)""",
+               requested_at, clinical_area, reporting_line, involved, status, first_contact_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16,
+                   $17)
+           RETURNING *""",
         event.case_id,
         event.network_id,
         event.hospital_id,
@@ -57,7 +64,9 @@ async def record_support_request(
         list(event.reporting_line),
         list(event.involved),
         status,
+        first_contact_by,
     )
+    return _search(row)
 
 
 async def get_search(

@@ -17,7 +17,12 @@ from huddle_runtime.consumer import Handler, PermanentFailure
 from huddle_runtime.unit_of_work import UnitOfWork
 
 from huddle_matching.adapters import repository as repo
-from huddle_matching.application.search import Matching, offer_next, offer_surge, set_deadline
+from huddle_matching.application.search import (
+    Matching,
+    first_contact_due,
+    offer_next,
+    offer_surge,
+)
 from huddle_matching.domain.matching_policy import is_surge
 
 
@@ -29,14 +34,15 @@ class Handlers:
         """Start the search; a surge waits until everyone involved has arrived, then batches."""
         request = _expect(event, SupportRequested)
         surge = request.adverse_event_id is not None and is_surge(len(request.involved))
-        await repo.record_support_request(
-            uow.conn, request, status="batching" if surge else "searching"
+        policy, deadline = await first_contact_due(uow, self.matching, request)
+        search = await repo.record_support_request(
+            uow.conn,
+            request,
+            first_contact_by=deadline,
+            status="batching" if surge else "searching",
         )
-        search = await repo.get_search(uow.conn, request.case_id)
-        assert search is not None
-        await set_deadline(uow, self.matching, search)
         if not surge:
-            await offer_next(uow, self.matching, request.case_id)
+            await offer_next(uow, self.matching, request.case_id, new=(search, policy))
             return
         assert request.adverse_event_id is not None
         waiting = await repo.searches_for_event(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
-from huddle_contracts.events import MatchEscalated, OfferMade, PeerMatched
+from huddle_contracts.events import MatchEscalated, OfferMade, PeerMatched, SupportRequested
 from huddle_contracts.vocabulary import EscalationReason
 from huddle_runtime.unit_of_work import UnitOfWork
 
@@ -84,14 +84,17 @@ class OfferRefused(Exception):
     """The offer cannot be answered (gone, not yours, no longer open, or you are full)."""
 
 
-async def set_deadline(uow: UnitOfWork, matching: Matching, search: Search) -> MatchingPolicy:
+async def first_contact_due(
+    uow: UnitOfWork, matching: Matching, request: SupportRequested
+) -> tuple[MatchingPolicy, datetime]:
+    """The network's policy, and by when a new request's first contact is due (in its
+    hospital's working hours, for a routine one)."""
     policy = await repo.matching_policy(uow.conn, matching.default_policy)
-    calendar = await repo.hospital_calendar(uow.conn, search.need.hospital_id)
+    calendar = await repo.hospital_calendar(uow.conn, request.hospital_id)
     deadline = first_contact_deadline(
-        search.need.requested_at, search.need.urgency, calendar, policy.response
+        request.requested_at, request.urgency, calendar, policy.response
     )
-    await repo.update_search(uow.conn, search.need.case_id, first_contact_by=deadline)
-    return policy
+    return policy, deadline
 
 
 async def ranking_for(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Ranking | None:
@@ -112,14 +115,25 @@ async def ranking_for(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Ran
     )
 
 
-async def offer_next(uow: UnitOfWork, matching: Matching, case_id: UUID) -> Offer | None:
-    """Offer the case to the best peer not yet asked; widen or escalate when there is none."""
-    search = await repo.get_search(uow.conn, case_id, lock=True)
-    if search is None or search.status not in OPEN:
-        return None
+async def offer_next(
+    uow: UnitOfWork,
+    matching: Matching,
+    case_id: UUID,
+    *,
+    new: tuple[Search, MatchingPolicy] | None = None,
+) -> Offer | None:
+    """Offer the case to the best peer not yet asked; widen or escalate when there is none.
+    ``new``: a search this unit of work has just recorded, and the policy it read: nothing to
+    read again (no other transaction sees the row yet, and it has no offers)."""
+    if new is None:
+        search = await repo.get_search(uow.conn, case_id, lock=True)
+        if search is None or search.status not in OPEN:
+            return None
+        policy = await repo.matching_policy(uow.conn, matching.default_policy)
+        offers = await repo.offers_for_case(uow.conn, case_id)
+    else:
+        (search, policy), offers = new, []
     now = matching.clock()
-    policy = await repo.matching_policy(uow.conn, matching.default_policy)
-    offers = await repo.offers_for_case(uow.conn, case_id)
     if any(o.status == "open" for o in offers):
         return None  # one open offer per case: wait for its answer or its lapse
     asked = frozenset(o.peer for o in offers)
@@ -273,13 +287,14 @@ def _escalate(
     )
 
 
-async def _lock_offer(uow: UnitOfWork, offer_id: UUID) -> Offer | None:
+async def _lock_offer(uow: UnitOfWork, offer_id: UUID) -> tuple[Offer, Search] | None:
     """The search row first, then the offer: every path locks in this order (no deadlock)."""
     seen = await repo.get_offer(uow.conn, offer_id)
     if seen is None:
         return None
-    await repo.get_search(uow.conn, seen.case_id, lock=True)
-    return await repo.get_offer(uow.conn, offer_id, lock=True)
+    search = await repo.get_search(uow.conn, seen.case_id, lock=True)
+    offer = await repo.get_offer(uow.conn, offer_id, lock=True)
+    return None if offer is None or search is None else (offer, search)
 
 
 async def accept(
@@ -288,15 +303,14 @@ async def accept(
     """PeerMatched, or why the peer can no longer take the case (the offer is then withdrawn
     and the next peer asked, in this same transaction)."""
     now = matching.clock()
-    offer = await _lock_offer(uow, offer_id)
-    if offer is None or offer.peer != peer:
+    locked = await _lock_offer(uow, offer_id)
+    if locked is None or locked[0].peer != peer:
         raise LookupError(f"no offer {offer_id} for you")
+    offer, search = locked
     if offer.status != "open":
         raise OfferRefused(f"this offer is {offer.status}")
     if offer.respond_by <= now:
         raise OfferRefused("this offer has lapsed; the case has moved on to another peer")
-    search = await repo.get_search(uow.conn, offer.case_id)
-    assert search is not None
     # The peer must still be eligible now (certification current, not paused, same rules).
     current = await repo.get_peer(uow.conn, peer, now)
     still = exclusions(current, search.need, now) if current is not None else ["not on the roster"]
@@ -313,8 +327,8 @@ async def accept(
     await repo.update_search(
         uow.conn, offer.case_id, status="matched", matched_peer=peer, matched_at=now
     )
-    peer_now = await repo.get_peer(uow.conn, peer, now)
-    remote = peer_now is not None and peer_now.hospital_id != search.need.hospital_id
+    assert current is not None  # otherwise "not on the roster" above
+    remote = current.hospital_id != search.need.hospital_id  # taking a case leaves it as it was
     matched = PeerMatched(
         network_id=search.need.network_id,
         hospital_id=search.need.hospital_id,
@@ -332,9 +346,10 @@ async def accept(
 
 
 async def decline(uow: UnitOfWork, matching: Matching, *, offer_id: UUID, peer: str) -> None:
-    offer = await _lock_offer(uow, offer_id)
-    if offer is None or offer.peer != peer:
+    locked = await _lock_offer(uow, offer_id)
+    if locked is None or locked[0].peer != peer:
         raise LookupError(f"no offer {offer_id} for you")
+    offer, _ = locked
     if offer.status != "open":
         raise OfferRefused(f"this offer is {offer.status}")
     await repo.answer_offer(uow.conn, offer_id, "declined", matching.clock())
@@ -344,8 +359,11 @@ async def decline(uow: UnitOfWork, matching: Matching, *, offer_id: UUID, peer: 
 async def lapse(uow: UnitOfWork, matching: Matching, offer_id: UUID) -> bool:
     """Silence past respond_by: the offer lapses and the next peer is asked."""
     now = matching.clock()
-    offer = await _lock_offer(uow, offer_id)
-    if offer is None or offer.status != "open" or offer.respond_by > now:
+    locked = await _lock_offer(uow, offer_id)
+    if locked is None:
+        return False
+    offer, _ = locked
+    if offer.status != "open" or offer.respond_by > now:
         return False
     await repo.answer_offer(uow.conn, offer_id, "expired", now)
     await offer_next(uow, matching, offer.case_id)
