@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -473,3 +474,26 @@ async def test_coverage_on_a_past_date_counts_a_peer_recertified_since(
         # k = 1 shows every number: this checks the counting, not the suppression.
         february = await training_coverage(uow, None, datetime(YEAR, 3, 1, tzinfo=UTC), 1)
     assert february["certified_peers"]["total"] == 1
+
+
+async def test_a_cases_events_fold_into_the_same_row_in_whatever_order_they_arrive(
+    analytics, project
+) -> None:
+    app, _ = analytics
+    in_order, backwards = (f"net-{uuid.uuid4().hex[:10]}" for _ in range(2))
+    for network, reverse in ((in_order, False), (backwards, True)):
+        sim = simulate(
+            network=network, hospitals=("north",), first_month=f"{YEAR}-07", months=1, seed=5
+        )
+        # Backwards, every case's later events come before its request (the row is created by
+        # whichever arrives first).
+        await project(app, list(reversed(sim.events)) if reverse else sim.events)
+    rows = {}
+    for network in (in_order, backwards):
+        async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
+            found = await uow.conn.fetch("SELECT * FROM support_case ORDER BY case_id")
+        rows[network] = [
+            {k: v for k, v in r.items() if k not in ("network_id", "surrogate")} for r in found
+        ]
+    assert len(rows[in_order]) > 10
+    assert rows[backwards] == rows[in_order]
