@@ -66,6 +66,13 @@ def _decision_limits(o: Outcome) -> list[str]:
         "clinical area read its discipline's whole tier (hundreds of rows, each probed and "
         "scored in Python): p99 6.6 ms in the last full run."
     )
+    notes.append(
+        "A decision and the raw read each run in a tenant's transaction on the service's own "
+        "pool (BEGIN, the tenant's set_config, the reads, COMMIT). Since 2026-11-27 the pool "
+        "sends no reset query as a connection goes back (one round trip fewer for both), and "
+        "each roster is vacuumed and analysed once loaded, as a long-lived one is, so that "
+        "autovacuum does not run in the middle of the decisions."
+    )
     if m["p99_ms"] > 2.0:
         widened = m.get(f"widened@{goal}", 0)
         notes.append(

@@ -845,14 +845,20 @@ def _offer_limits(o: Outcome) -> list[str]:
         "(intake's relay shares its event loop with the HTTP requests); SupportRequested to "
         f"OfferMade {_m(o, 'matching_hop_p50_ms'):.0f} / {_m(o, 'matching_hop_p99_ms'):.0f} ms "
         "(matching's consumer, then its relay).",
-        "Profiled on 2026-11-27 (py-spy in each service at 200/s, pg_stat_statements over the "
-        "phase): no one part dominates. Each service is a quarter to a third busy; in intake and "
-        "matching a quarter of their CPU is the HTTP layer (FastAPI, OpenTelemetry's server "
-        "span, the token check) and a quarter the consumer's batches; PostgreSQL runs about 100 "
-        "statements per support request (inbox rows, tenant scope, reads, writes, outbox rows, "
-        "foreign-key checks; asyncpg's reset as each pooled connection went back was dropped "
-        "since), each with its protocol round trip. Fewer statements per event is the lever.",
-        "Then, an accept waited on average about 25 ms for the peer's row, held by matching's "
+        "Profiled on 2026-11-27 (py-spy in each service at 200/s, pg_stat_statements over a "
+        "100/s phase): no one part dominates. Each service is a quarter to a third busy; in "
+        "intake and matching a quarter of their CPU is the HTTP layer (FastAPI, OpenTelemetry's "
+        "server span, the token check) and a quarter the consumer's batches. PostgreSQL runs "
+        "about 67 statements per support request, each with its protocol round trip (inbox "
+        "rows, tenant scope, reads, writes, outbox rows, six for the offer's notification to "
+        "the peer). It ran about 100 before this round of changes: each pooled connection went "
+        "back with asyncpg's reset query (four statements); matching read a new request back "
+        "twice, with its policy and offers; an accept read the search and the peer twice; "
+        "analytics and intake wrote a case's step in two or three statements. The consumers' "
+        "inbox lookup hashed the whole inbox for a batch of a hundred (3-4 ms a batch at "
+        "15,000 rows, growing with the inbox); it now probes the key of each event (0.03 ms). "
+        "Fewer statements per event is still the lever.",
+        "Then, an accept waited on average 8 to 28 ms for the peer's row, held by matching's "
         "consumer while its batch of offers commits (the same few on-call peers take most "
         "offers): time, not CPU, and before the accept is answered, so outside both goals' "
         "spans.",

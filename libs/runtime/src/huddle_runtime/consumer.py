@@ -142,7 +142,8 @@ _INBOX_HELD_SQL = """SELECT k.source, k.event_id
                                            LIMIT 1) AS held"""
 _INBOX_ROWS_SQL = """INSERT INTO inbox (consumer, source, event_id, event_type, topic,
                                        kafka_partition, kafka_offset)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7)"""
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                                         $5::text[], $6::integer[], $7::bigint[])"""
 
 
 class PermanentFailure(Exception):
@@ -545,7 +546,7 @@ class EventConsumer:
                 for waiting in run:  # abandoned with the batch: their spans end all the same
                     waiting.span.end()
             if inbox is not None and inbox.rows:
-                await conn.executemany(_INBOX_ROWS_SQL, inbox.rows)
+                await conn.execute(_INBOX_ROWS_SQL, *map(list, zip(*inbox.rows, strict=True)))
             await add_to_outbox(conn, outbox)
         return outcome
 

@@ -47,12 +47,17 @@ async def add_to_outbox(conn: asyncpg.Connection, messages: Sequence[OutboxMessa
     """Insert in the caller's transaction, so the messages exist if and only if it commits."""
     if not messages:
         return
-    await conn.executemany(
-        "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4::jsonb)",
-        [
-            (m.topic, m.key, m.value, json.dumps([[n, v.decode()] for n, v in m.headers]))
-            for m in messages
-        ],
+    # One statement for them all (one execution, one trigger), in the order given.
+    await conn.execute(
+        """INSERT INTO outbox (topic, key, value, headers)
+           SELECT topic, key, value, headers
+             FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[])
+                  WITH ORDINALITY AS m(topic, key, value, headers, position)
+            ORDER BY position""",
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.value for m in messages],
+        [json.dumps([[n, v.decode()] for n, v in m.headers]) for m in messages],
     )
 
 

@@ -77,7 +77,8 @@ async def add_adverse_events(
     conn: asyncpg.Connection,
     reported: Sequence[tuple[AdverseEventRecord, Sequence[InvolvedRecord]]],
 ) -> None:
-    """Each event with the people involved in it: two statements, however many events."""
+    """Each event with the people involved in it: the events row by row in one round trip, then
+    everyone involved in one statement."""
     await conn.executemany(
         """INSERT INTO adverse_event (adverse_event_id, network_id, hospital_id, unit_ids,
                event_class, harm_level, categories, occurred_at, reported_at,
@@ -105,24 +106,30 @@ async def add_adverse_events(
             for event, _ in reported
         ],
     )
-    await conn.executemany(
+    rows = [
+        (
+            event.adverse_event_id,
+            event.network_id,
+            person.pseudonym,
+            person.hospital_id,
+            person.unit_id,
+            person.discipline.value,
+            person.in_directory,
+            person.case_id,
+        )
+        for event, involved in reported
+        for person in involved
+    ]
+    if not rows:
+        return
+    # One statement for everyone involved (the events' arrays of units and categories keep
+    # theirs row by row: unnest would flatten them).
+    await conn.execute(
         """INSERT INTO adverse_event_involved (adverse_event_id, network_id, pseudonym,
                hospital_id, unit_id, discipline, in_directory, case_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        [
-            (
-                event.adverse_event_id,
-                event.network_id,
-                person.pseudonym,
-                person.hospital_id,
-                person.unit_id,
-                person.discipline.value,
-                person.in_directory,
-                person.case_id,
-            )
-            for event, involved in reported
-            for person in involved
-        ],
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                $6::text[], $7::boolean[], $8::uuid[])""",
+        *map(list, zip(*rows, strict=True)),
     )
 
 
