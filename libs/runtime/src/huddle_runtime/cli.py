@@ -42,8 +42,9 @@ def service_cli(definition: ServiceDefinition) -> typer.Typer:
             app,
             host=settings.http_host,
             port=settings.http_port,
-            # libuv's event loop and the C HTTP parser: less CPU per request than asyncio and h11.
-            loop="uvloop",
+            # libuv's event loop (by default) and the C HTTP parser: less CPU per request than
+            # asyncio and h11.
+            loop=settings.event_loop,
             http="httptools",
             timeout_keep_alive=settings.http_keep_alive_seconds,
             log_config=None,

@@ -80,6 +80,18 @@ def test_the_port_comes_from_the_service_unless_the_environment_sets_it(
     assert ServiceSettings.load("intake", http_port=8001).http_port == 9101
 
 
+def test_the_event_loop_is_uvloop_unless_the_environment_chooses_asyncio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HUDDLE_ENVIRONMENT", "local")
+    assert ServiceSettings.load("intake", http_port=8001).event_loop == "uvloop"
+    monkeypatch.setenv("HUDDLE_EVENT_LOOP", "asyncio")
+    assert ServiceSettings.load("intake", http_port=8001).event_loop == "asyncio"
+    monkeypatch.setenv("HUDDLE_EVENT_LOOP", "trio")
+    with pytest.raises(ValidationError, match="'uvloop' or 'asyncio'"):
+        ServiceSettings.load("intake", http_port=8001)
+
+
 def test_retry_backoff_doubles_up_to_its_cap() -> None:
     policy = RetryPolicy(max_attempts=5, backoff_seconds=0.2, backoff_max_seconds=1.0)
     assert [policy.delay(n) for n in (1, 2, 3, 4)] == [0.2, 0.4, 0.8, 1.0]
