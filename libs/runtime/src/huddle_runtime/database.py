@@ -11,10 +11,11 @@ from huddle_runtime.settings import ServiceSettings
 
 async def keep_session(conn: asyncpg.Connection) -> None:
     """The pool's reset on release, after asyncpg's own (which rolls back an open transaction and
-    drops listeners): nothing more. A pooled connection carries no session state: every setting
-    is transaction-local (``set_config(..., true)``, ``SET LOCAL``) and a session lock is released
-    in a ``finally``; so the default reset's round trip (RESET ALL, UNLISTEN, CLOSE ALL, unlock
-    all) on every release is skipped."""
+    drops the connection's Python listener callbacks): nothing more. A pooled connection carries
+    no session state: every setting is transaction-local (``set_config(..., true)``, ``SET
+    LOCAL``), a session lock is released in a ``finally`` or its connection ended, and LISTEN
+    is done on an admin connection (``connect``); so the default reset's round trip (RESET ALL,
+    UNLISTEN, CLOSE ALL, unlock all) on every release is skipped."""
 
 
 async def create_pool(settings: ServiceSettings, *, as_service_role: bool = True) -> asyncpg.Pool:

@@ -356,7 +356,12 @@ async def warm_alone(runtime: Runtime, network: str, now: datetime) -> Warmed | 
     settings: AnalyticsSettings = runtime.state["settings"]
     through = closed_through(closed_until(now, settings))
     async with runtime.pool.acquire() as lock:
-        if not await sql.try_lock_warm(lock, network):
+        try:
+            locked = await sql.try_lock_warm(lock, network)
+        except BaseException:
+            lock.terminate()  # cancelled after the server granted it, perhaps: end it with this
+            raise
+        if not locked:
             return None
         try:
             async with runtime.unit_of_work(Tenant(network)) as uow:

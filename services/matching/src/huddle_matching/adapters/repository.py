@@ -457,15 +457,16 @@ async def add_shift(
     return shift_id
 
 
-async def take_case(conn: asyncpg.Connection, peer: str, now: datetime) -> bool:
-    """One more active case for the peer, only while within capacity."""
-    status = await conn.execute(
+async def take_case(conn: asyncpg.Connection, peer: str, now: datetime) -> str | None:
+    """One more active case for the peer, only while within capacity: the peer's hospital when
+    taken, None when they are full."""
+    hospital: str | None = await conn.fetchval(
         """UPDATE peer SET active_cases = active_cases + 1, last_matched_at = $2
-            WHERE pseudonym = $1 AND active_cases < capacity""",
+            WHERE pseudonym = $1 AND active_cases < capacity RETURNING hospital_id""",
         peer,
         now,
     )
-    return bool(status == "UPDATE 1")
+    return hospital
 
 
 async def release_case(conn: asyncpg.Connection, peer: str) -> None:
