@@ -320,6 +320,17 @@ def test_the_scale_section_shows_the_measured_rates_and_the_sums() -> None:
     assert scaled.goal_met is True
 
 
+def test_smoke_measures_no_scale_out_and_the_report_says_nothing_of_it() -> None:
+    offer = _outcome(
+        "stack_offer_latency",
+        [{"p50_ms": 20, "p99_ms": 80, "saturation_rps": 25}],
+        [{"p99_ms": 20}],
+    )
+    scaled = _outcome("stack_scale_out", [{}, {}])
+    assert scaled.ratio is None and scaled.goal_met is None
+    assert scale_section([offer, scaled]) == []
+
+
 def test_goal_two_needs_p50_p99_and_the_ratio_to_the_raw_round_trip() -> None:
     met = _outcome("stack_offer_latency", [{"p50_ms": 20, "p99_ms": 90}], [{"p99_ms": 20}])
     assert met.goal_met is True

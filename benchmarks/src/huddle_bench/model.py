@@ -82,6 +82,7 @@ def growth_exponent(sizes: Sequence[float], values: Sequence[float]) -> float:
 
 
 def median_run(runs: Sequence[RunResult], metric: str) -> RunResult:
-    """The run whose ``metric`` is the median (the lower middle for an even count)."""
-    ordered = sorted(runs, key=lambda r: r.metrics[metric])
+    """The run whose ``metric`` is the median (the lower middle for an even count); the first
+    run when none measured it."""
+    ordered = sorted(runs, key=lambda r: r.metrics.get(metric, math.inf))
     return ordered[(len(ordered) - 1) // 2]

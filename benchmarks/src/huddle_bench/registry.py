@@ -293,8 +293,11 @@ def summarise(
     if measure.baseline is not None:
         base = measure.baseline
         denominators = runs if base.measure is None else (baseline_runs or [])
-        if len(denominators) == len(runs):
-            numerator = measure.ratio_numerator or measure.headline
+        numerator = measure.ratio_numerator or measure.headline
+        measured = all(base.metric in r.metrics for r in denominators) and all(
+            numerator in r.metrics for r in runs
+        )  # not when a run measured nothing (smoke skips the scale-out)
+        if len(denominators) == len(runs) and measured:
             values = [r.metrics[base.metric] for r in denominators]
             outcome.baseline_label = base.label
             outcome.baseline = Stat.of(values)
