@@ -350,13 +350,10 @@ async def test_only_the_replica_holding_a_networks_lock_warms_it(
     assert (await client.get("/v1/peer-load", headers=bearer(network=network))).is_success
     asked = [(results.yearly_key("peer-load", network_scope(app)), 0)]
     assert await stored_rows(app, network) == asked
-    async with runtime.pool.acquire() as other_replica:
-        assert await sql.try_lock_warm(other_replica, network)
-        try:
-            assert await results.warm_alone(runtime, network, datetime.now(UTC)) is None
-            assert await stored_rows(app, network) == asked
-        finally:
-            await sql.unlock_warm(other_replica, network)
+    async with sql.warm_lock(runtime.pool, network) as held_by_another_replica:
+        assert held_by_another_replica
+        assert await results.warm_alone(runtime, network, datetime.now(UTC)) is None
+        assert await stored_rows(app, network) == asked
     warmed = await results.warm_alone(runtime, network, datetime.now(UTC))
     assert warmed is not None and warmed.complete
     assert len(await stored_rows(app, network)) > len(asked)

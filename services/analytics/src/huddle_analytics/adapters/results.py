@@ -3,7 +3,8 @@ bookkeeping. Every statement runs inside the network's tenant scope (row-level s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 
 import asyncpg
@@ -84,16 +85,27 @@ async def stale_networks(conn: asyncpg.Connection, closed_through: date) -> list
     return [r["network_id"] for r in rows]
 
 
-async def try_lock_warm(conn: asyncpg.Connection, network: str) -> bool:
-    """The network's warm lock (held by the session): one replica warms a network at a time."""
-    locked: bool = await conn.fetchval(
-        "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", _WARM_LOCK + network
-    )
-    return locked
-
-
-async def unlock_warm(conn: asyncpg.Connection, network: str) -> None:
-    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", _WARM_LOCK + network)
+@asynccontextmanager
+async def warm_lock(pool: asyncpg.Pool, network: str) -> AsyncIterator[bool]:
+    """The network's warm lock, held by a pooled connection's session while the body runs
+    (True), or another replica's (False): one replica warms a network at a time. The pool
+    resets no session (``database.keep_session``), so a lock not surely released ends with its
+    connection."""
+    key = _WARM_LOCK + network
+    async with pool.acquire() as conn:
+        held: bool | None = None  # None: not known whether the server granted it
+        try:
+            held = await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)
+            yield bool(held)
+        finally:
+            if held is None:
+                conn.terminate()
+            elif held:
+                try:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+                except BaseException:
+                    conn.terminate()
+                    raise
 
 
 async def drop_stale(

@@ -355,29 +355,16 @@ async def warm_alone(runtime: Runtime, network: str, now: datetime) -> Warmed | 
     assert runtime.pool is not None, "the runtime is not started"
     settings: AnalyticsSettings = runtime.state["settings"]
     through = closed_through(closed_until(now, settings))
-    async with runtime.pool.acquire() as lock:
-        try:
-            locked = await sql.try_lock_warm(lock, network)
-        except BaseException:
-            lock.terminate()  # cancelled after the server granted it, perhaps: end it with this
-            raise
+    async with sql.warm_lock(runtime.pool, network) as locked:
         if not locked:
             return None
-        try:
-            async with runtime.unit_of_work(Tenant(network)) as uow:
-                changed = await sql.drop_stale(uow.conn, network, through)
-            # Late events come in runs (a backlog, a busy ward): a warm begun mid-run is lost.
-            quiet_since = now - timedelta(seconds=settings.warm_quiet_seconds)
-            if changed is None or changed > quiet_since:
-                return None
-            return await warm_network(runtime, network, now)
-        finally:
-            try:
-                await sql.unlock_warm(lock, network)
-            except BaseException:
-                # The pool does not reset sessions (database.keep_session): end the lock with it.
-                lock.terminate()
-                raise
+        async with runtime.unit_of_work(Tenant(network)) as uow:
+            changed = await sql.drop_stale(uow.conn, network, through)
+        # Late events come in runs (a backlog, a busy ward): a warm begun mid-run is lost.
+        quiet_since = now - timedelta(seconds=settings.warm_quiet_seconds)
+        if changed is None or changed > quiet_since:
+            return None
+        return await warm_network(runtime, network, now)
 
 
 async def warm_published_results(runtime: Runtime) -> None:
