@@ -66,8 +66,7 @@ async def test_a_request_is_one_statement_and_its_outbox_row_in_one_transaction(
             assert created.status_code == 201, created.text
 
     expected = [
-        "BEGIN",
-        "SELECT set_config(",  # the tenant, for row-level security
+        "BEGIN; SELECT set_config(",  # with the tenant (row-level security), one round trip
         "WITH RECURSIVE line",  # request, contact, journey steps; reads the reporting line
         *(["SELECT label, how_to_reach FROM crisis_resource"] if crisis_resources_read else []),
         "INSERT INTO outbox",

@@ -20,6 +20,7 @@ from huddle_contracts.events import (
 )
 from huddle_contracts.vocabulary import EscalationReason, Withdrawal
 from huddle_local.issuer import LocalIssuer
+from huddle_matching.adapters import repository
 from huddle_matching.application.events import Handlers
 from huddle_matching.entrypoints.scheduler import run_due
 from huddle_runtime.pseudonyms import pseudonym_for
@@ -442,3 +443,43 @@ async def test_searching_again_while_an_offer_is_open_changes_nothing(
         len(await offers_of(m, local_issuer, "R1")) + len(await offers_of(m, local_issuer, "R2"))
         == 1
     )
+
+
+async def test_a_peer_who_became_full_cannot_accept_and_nothing_of_the_accept_is_kept(
+    matching, local_issuer
+) -> None:
+    m = matching
+    await deliver(m, certify(m, "F1"))
+    need = request(m, "W-F", urgency="routine")
+    await deliver(m, need)
+    [offer] = await offers_of(m, local_issuer, "F1")
+    peer = staff(m.app.state.settings, m.network, "F1")
+    async with m.app.state.runtime.unit_of_work(Tenant(m.network)) as uow:
+        # Full since the offer was made (cases taken elsewhere in the meantime).
+        await uow.conn.execute("UPDATE peer SET active_cases = capacity WHERE pseudonym = $1", peer)
+    accepted = await m.client.post(
+        f"/v1/offers/{offer['offer_id']}/accept", headers=as_peer(m, local_issuer, "F1")
+    )
+    assert accepted.status_code == 409
+    assert "capacity" in accepted.json()["detail"]
+    async with m.app.state.runtime.unit_of_work(Tenant(m.network)) as uow:
+        # The statement itself changes nothing for a full peer, whatever its caller does next.
+        taken = await repository.take_case(
+            uow.conn, peer, m.clock(), offer_id=uuid.UUID(offer["offer_id"]), case_id=need.case_id
+        )
+        assert taken is None
+        kept = await uow.conn.fetchrow(
+            """SELECT o.status AS offer, s.status AS search, s.matched_peer,
+                      p.active_cases = p.capacity AS still_full, p.last_matched_at
+                 FROM offer o JOIN support_request s USING (case_id)
+                 JOIN peer p ON p.pseudonym = o.peer
+                WHERE o.offer_id = $1""",
+            uuid.UUID(offer["offer_id"]),
+        )
+    assert dict(kept) == {
+        "offer": "open",
+        "search": "offered",
+        "matched_peer": None,
+        "still_full": True,
+        "last_matched_at": None,
+    }

@@ -17,6 +17,24 @@ class Tenant:
     hospital_id: str | None = None
 
 
+def scope_statement(tenant: Tenant | None) -> str:
+    """``apply_tenant`` as a statement of literals, to be sent with others in one round trip (the
+    simple protocol takes no parameters)."""
+    network = tenant.network_id if tenant else ""
+    hospital = (tenant.hospital_id or "") if tenant else ""
+    return (
+        f"SELECT set_config('{NETWORK_SETTING}', {_literal(network)}, true),"
+        f" set_config('{HOSPITAL_SETTING}', {_literal(hospital)}, true)"
+    )
+
+
+def _literal(value: str) -> str:
+    """A string constant whatever ``standard_conforming_strings`` says (an escape string)."""
+    if "\0" in value:
+        raise ValueError("a tenant id cannot hold a NUL character")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 async def apply_tenant(conn: asyncpg.Connection, tenant: Tenant | None) -> None:
     """Scope the current transaction to ``tenant``; ``None`` sees no tenant rows at all."""
     await conn.execute(

@@ -9,7 +9,7 @@ import asyncpg
 from huddle_contracts.events import Event
 
 from huddle_runtime.outbox import add_to_outbox, outbox_message
-from huddle_runtime.tenancy import Tenant, apply_tenant
+from huddle_runtime.tenancy import Tenant, scope_statement
 
 
 class UnitOfWork:
@@ -45,8 +45,43 @@ async def unit_of_work_on(
 ) -> AsyncIterator[UnitOfWork]:
     """The same on a connection the caller holds: inside the caller's transaction it is a
     savepoint, so a batch of units commits with one fsync and a failed one leaves no trace."""
-    async with conn.transaction():
-        await apply_tenant(conn, tenant)
+    async with transaction(conn, scope_statement(tenant)):
         uow = UnitOfWork(conn, tenant)
         yield uow
         await add_to_outbox(conn, [outbox_message(e, source=source) for e in uow.events])
+
+
+_SAVEPOINT = "huddle_unit"
+"""One name for every level: PostgreSQL keeps a shadowed savepoint, and RELEASE and ROLLBACK TO
+take the latest of a name, which nesting makes the right one."""
+
+
+@asynccontextmanager
+async def transaction(conn: asyncpg.Connection, scope: str = "") -> AsyncIterator[None]:
+    """A transaction begun together with ``scope`` (statements of literals, e.g. the tenant's) in
+    one round trip, where asyncpg's ``Connection.transaction`` sends BEGIN alone and a unit of
+    work is only a few statements; inside a transaction (whoever began it), a savepoint.
+    Committed (released) on success, rolled back on any exception."""
+    if conn.is_in_transaction():
+        # Rare (a batch retried record by record): SAVEPOINT alone, so a failure is never unclear.
+        await conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+        end = f"RELEASE SAVEPOINT {_SAVEPOINT}"
+        undo = f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; {end}"
+        then = scope
+    else:
+        end, undo, then = "COMMIT", "ROLLBACK", ""
+        try:
+            await conn.execute(f"BEGIN; {scope}" if scope else "BEGIN")
+        except BaseException:
+            if conn.is_in_transaction() and not conn.is_closed():  # BEGIN ran, the scope failed
+                await conn.execute(undo)
+            raise
+    try:
+        if then:
+            await conn.execute(then)
+        yield
+    except BaseException:
+        if not conn.is_closed():
+            await conn.execute(undo)
+        raise
+    await conn.execute(end)

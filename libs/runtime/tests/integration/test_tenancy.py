@@ -11,7 +11,7 @@ from huddle_runtime import database
 from huddle_runtime.migrations import Migration, MigrationError, migrate, runtime_migrations
 from huddle_runtime.settings import ServiceSettings
 from huddle_runtime.tenancy import Tenant
-from huddle_runtime.unit_of_work import unit_of_work
+from huddle_runtime.unit_of_work import transaction, unit_of_work, unit_of_work_on
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +104,59 @@ async def test_a_pooled_connection_keeps_its_session_but_nothing_of_a_failed_uni
         assert (row["backend"], row["role"]) == (backend, settings.db_role)
         assert row["network"] in ("", None)
         assert row["notes"] == 0
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize(
+    "network", ["north", "o'brien", "back\\slash", "x', true); DROP TABLE note; --"]
+)
+async def test_a_tenant_reaches_postgresql_as_one_string_whatever_it_holds(
+    probe: ProbeFactory, network: str
+) -> None:
+    settings = await probe()
+    pool = await database.create_pool(one_connection(settings))
+    try:
+        async with unit_of_work(pool, Tenant(network, "st-olav"), source="/test") as uow:
+            row = await uow.conn.fetchrow(
+                """SELECT current_setting('huddle.network_id') AS network,
+                          current_setting('huddle.hospital_id') AS hospital,
+                          to_regclass('note') IS NOT NULL AS note_kept"""
+            )
+        assert (row["network"], row["hospital"], row["note_kept"]) == (network, "st-olav", True)
+    finally:
+        await pool.close()
+
+
+async def test_a_unit_of_work_inside_a_transaction_is_a_savepoint_that_fails_alone(
+    probe: ProbeFactory,
+) -> None:
+    settings = await probe()
+    pool = await database.create_pool(settings)
+    try:
+        async with pool.acquire() as conn, conn.transaction():  # a consumer's batch
+            with pytest.raises(asyncpg.UniqueViolationError):
+                async with unit_of_work_on(conn, Tenant("north"), source="/test") as uow:
+                    case = uuid.uuid4()
+                    for _ in range(2):
+                        await uow.conn.execute(
+                            "INSERT INTO note (network_id, case_id, body) VALUES ('north', $1, 'x')",
+                            case,
+                        )
+            async with unit_of_work_on(conn, Tenant("south"), source="/test") as uow:
+                await uow.conn.execute(
+                    "INSERT INTO note (network_id, case_id, body) VALUES ('south', $1, 'y')",
+                    uuid.uuid4(),
+                )
+                async with transaction(uow.conn):  # a savepoint within (matching's lock wait)
+                    await uow.conn.execute("SELECT 1")
+            assert conn.is_in_transaction()
+        async with pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+        async with unit_of_work(pool, Tenant("south"), source="/test") as uow:
+            assert await uow.conn.fetchval("SELECT count(*) FROM note") == 1
+        async with unit_of_work(pool, Tenant("north"), source="/test") as uow:
+            assert await uow.conn.fetchval("SELECT count(*) FROM note") == 0
     finally:
         await pool.close()
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -165,38 +165,26 @@ class NotificationDispatcher:
                 log.error("notification unusable", notification=str(notification_id))
                 return True
             message = message_for(notification_id, notification, base_url=self._settings.base_url)
-            attempt = 0
+            tried: list[tuple[str, int, Attempt]] = []  # (channel, position, attempt), in order
             ok_channels: list[str] = []
             for position, address in enumerate(addresses):
                 attempts = await self._send(conn, message, address, client)
-                for a in attempts:
-                    attempt += 1
-                    await conn.execute(
-                        "INSERT INTO notification_delivery (network_id, notification_id, attempt,"
-                        " channel, position, at, outcome, error)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        network_id,
-                        notification_id,
-                        attempt,
-                        address.channel,
-                        position,
-                        a.at,
-                        a.outcome,
-                        a.error,
-                    )
+                tried += [(address.channel, position, a) for a in attempts]
                 if delivered(attempts):
                     ok_channels.append(address.channel)
                     if row["mode"] == "fallback":
                         break
             status = "delivered" if ok_channels else "failed"
-            await _close(conn, notification_id, status, None if ok_channels else "no channel")
+            await _close(
+                conn, notification_id, status, None if ok_channels else "no channel", tried=tried
+            )
         log.info(
             "notification closed",
             notification=str(notification_id),
             kind=notification.kind,
             status=status,
             channels=ok_channels,
-            attempts=attempt,
+            attempts=len(tried),
         )
         return True
 
@@ -244,14 +232,34 @@ def _notification(row: Any) -> Notification:
 
 
 async def _close(
-    conn: asyncpg.Connection, notification_id: uuid.UUID, status: str, failure: str | None
+    conn: asyncpg.Connection,
+    notification_id: uuid.UUID,
+    status: str,
+    failure: str | None,
+    *,
+    tried: Sequence[tuple[str, int, Attempt]] = (),
 ) -> None:
+    """Set the final status and record every try (numbered in order) in one statement."""
     await conn.execute(
-        "UPDATE notification SET status = $2, failure = $3, finished_at = $4 WHERE id = $1",
+        """WITH tried AS (
+               INSERT INTO notification_delivery
+                      (network_id, notification_id, attempt, channel, position, at, outcome, error)
+               SELECT n.network_id, n.id, t.attempt, t.channel, t.position, t.at, t.outcome,
+                      t.error
+                 FROM notification n,
+                      unnest($5::text[], $6::int[], $7::timestamptz[], $8::text[], $9::text[])
+                      WITH ORDINALITY AS t (channel, position, at, outcome, error, attempt)
+                WHERE n.id = $1)
+           UPDATE notification SET status = $2, failure = $3, finished_at = $4 WHERE id = $1""",
         notification_id,
         status,
         failure,
         datetime.now(UTC),
+        [channel for channel, _, _ in tried],
+        [position for _, position, _ in tried],
+        [a.at for _, _, a in tried],
+        [a.outcome for _, _, a in tried],
+        [a.error for _, _, a in tried],
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
+import asyncpg
 import structlog
 from cryptography.fernet import Fernet, MultiFernet
 from huddle_contracts.cloudevents import CloudEvent
@@ -47,8 +48,10 @@ async def gateway(uow: UnitOfWork, pager: Pager, hospital_id: str) -> WebhookAdd
     row = await uow.conn.fetchrow(
         "SELECT url, sealed_secret FROM paging_gateway WHERE hospital_id = $1", hospital_id
     )
-    if row is None:
-        return None
+    return None if row is None else _webhook(pager, row)
+
+
+def _webhook(pager: Pager, row: asyncpg.Record) -> WebhookAddress:
     return WebhookAddress(url=row["url"], secret=pager.vault.open_text(row["sealed_secret"]))
 
 
@@ -82,14 +85,20 @@ async def page_person(
 ) -> UUID:
     """Every channel at once (a page is urgent): the gateway of the person's hospital, their
     e-mail from the directory, the app inbox. The same id never pages twice."""
+    # The person's contact and their hospital's gateway (else the event's hospital's), in one read.
     row = await uow.conn.fetchrow(
-        "SELECT hospital_id, sealed_contact FROM staff WHERE pseudonym = $1", recipient
+        """SELECT s.sealed_contact, g.url, g.sealed_secret
+             FROM (SELECT $2::text AS hospital_id) AS event
+             LEFT JOIN staff s ON s.pseudonym = $1
+             LEFT JOIN paging_gateway g
+                    ON g.hospital_id = coalesce(s.hospital_id, event.hospital_id)""",
+        recipient,
+        hospital_id,
     )
     channels: list[ChannelAddress] = []
-    hook = await gateway(uow, pager, row["hospital_id"] if row else hospital_id)
-    if hook is not None:
-        channels.append(hook)
-    if row is not None and row["sealed_contact"] is not None:
+    if row["url"] is not None:
+        channels.append(_webhook(pager, row))
+    if row["sealed_contact"] is not None:
         contact = pager.vault.open(row["sealed_contact"])
         if contact.email:
             channels.append(EmailAddress(to=contact.email))

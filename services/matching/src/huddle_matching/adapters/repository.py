@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 from huddle_contracts.events import MatchPreferences, PeerCertified, SupportRequested
 from huddle_contracts.vocabulary import Discipline, Gender, Mode, Urgency
+from huddle_runtime.unit_of_work import transaction
 
 from huddle_matching.domain.matching_policy import MatchingPolicy
 from huddle_matching.domain.response_times import HospitalCalendar, ResponsePolicy
@@ -380,7 +381,7 @@ async def wait_for_peer(
     batch) leaves them out, as ``hold_peers`` does: holders never wait on each other for long."""
     before = await conn.fetchval("SELECT current_setting('lock_timeout')")
     try:
-        async with conn.transaction():  # a savepoint: a lock timeout undoes only this
+        async with transaction(conn):  # a savepoint: a lock timeout undoes only this
             await conn.execute("SELECT set_config('lock_timeout', $1, true)", f"{wait_ms}ms")
             await conn.execute("SELECT 1 FROM peer WHERE pseudonym = $1 FOR UPDATE", pseudonym)
             await conn.execute("SELECT set_config('lock_timeout', $1, true)", before)
@@ -457,14 +458,28 @@ async def add_shift(
     return shift_id
 
 
-async def take_case(conn: asyncpg.Connection, peer: str, now: datetime) -> str | None:
-    """One more active case for the peer, only while within capacity: the peer's hospital when
-    taken, None when they are full."""
+async def take_case(
+    conn: asyncpg.Connection, peer: str, now: datetime, *, offer_id: UUID, case_id: UUID
+) -> str | None:
+    """The peer takes the case, only while within capacity: one more active case for them, their
+    offer accepted and the search matched to them, in one statement. The peer's hospital when
+    taken; None, with nothing changed, when they are full."""
     hospital: str | None = await conn.fetchval(
-        """UPDATE peer SET active_cases = active_cases + 1, last_matched_at = $2
-            WHERE pseudonym = $1 AND active_cases < capacity RETURNING hospital_id""",
+        """WITH taken AS (
+               UPDATE peer SET active_cases = active_cases + 1, last_matched_at = $2
+                WHERE pseudonym = $1 AND active_cases < capacity RETURNING hospital_id),
+           accepted AS (
+               UPDATE offer SET status = 'accepted', answered_at = $2
+                WHERE offer_id = $3 AND status = 'open' AND EXISTS (SELECT FROM taken)),
+           matched AS (
+               UPDATE support_request SET status = 'matched', matched_peer = $1, matched_at = $2,
+                      updated_at = clock_timestamp()
+                WHERE case_id = $4 AND EXISTS (SELECT FROM taken))
+           SELECT hospital_id FROM taken""",
         peer,
         now,
+        offer_id,
+        case_id,
     )
     return hospital
 

@@ -321,13 +321,11 @@ async def accept(
         await repo.answer_offer(uow.conn, offer_id, "withdrawn", now)
         await offer_next(uow, matching, offer.case_id)
         return "you can no longer take this case: " + "; ".join(still)
-    peer_hospital = await repo.take_case(uow.conn, peer, now)
+    peer_hospital = await repo.take_case(
+        uow.conn, peer, now, offer_id=offer_id, case_id=offer.case_id
+    )
     if peer_hospital is None:
         raise OfferRefused("you are at your active-case capacity; decline or close a case first")
-    await repo.answer_offer(uow.conn, offer_id, "accepted", now)
-    await repo.update_search(
-        uow.conn, offer.case_id, status="matched", matched_peer=peer, matched_at=now
-    )
     remote = peer_hospital != search.need.hospital_id
     matched = PeerMatched(
         network_id=search.need.network_id,
