@@ -18,7 +18,9 @@ from huddle_contracts.events import (
     SessionCompleted,
 )
 from huddle_contracts.registry import EVENT_TYPES
+from huddle_intake.adapters import journey_repository as journey
 from huddle_intake.application.request_journey import SUBSCRIPTIONS, purge_due
+from huddle_intake.domain.request_journey import STATUS_AFTER, STATUSES, status_after
 from huddle_local.issuer import LocalIssuer
 from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.tenancy import Tenant
@@ -275,3 +277,44 @@ async def test_without_contact_details_on_the_request_the_peer_gets_the_director
     as_peer = bearer(local_issuer, network, role="peer", subject="PEER-9", hospital=None)
     released = await client.get(f"/v1/support-requests/{case_id}/contact-details", headers=as_peer)
     assert released.json() == {"phone": "+44 7700 900077", "email": "e77@st-mary.example"}
+
+
+async def test_each_step_moves_the_stored_request_as_the_journey_rules_say(
+    held, local_issuer: LocalIssuer
+) -> None:
+    app, client = held
+    network = f"net-{uuid.uuid4().hex[:8]}"
+    created = await client.post(
+        "/v1/support-requests",
+        headers=bearer(local_issuer, network, subject="E11"),
+        json={"unit_id": "icu", "discipline": "nurse"},
+    )
+    case_id = uuid.UUID(created.json()["case_id"])
+    at = datetime.now(UTC)
+    for before in sorted(STATUSES):
+        for step in sorted(STATUS_AFTER):
+            async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
+                await uow.conn.execute(
+                    "UPDATE support_request SET status = $2 WHERE case_id = $1", case_id, before
+                )
+                found = await journey.advance(
+                    uow.conn,
+                    journey.Step(network, case_id, step, at, {}),
+                    {s: status_after(s, step) for s in STATUSES},
+                )
+                now = await uow.conn.fetchval(
+                    "SELECT status FROM support_request WHERE case_id = $1", case_id
+                )
+            assert found and now == status_after(before, step), (before, step, now)
+    nobody = uuid.uuid4()
+    async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
+        missing = await journey.advance(
+            uow.conn, journey.Step(network, nobody, "offered", at, {}), {"requested": "x"}
+        )
+        written = await uow.conn.fetch(
+            "SELECT case_id, count(*) FROM request_event WHERE case_id = ANY($1) GROUP BY case_id",
+            [case_id, nobody],
+        )
+    assert missing is False
+    # The first step, then one per step above; nothing for a request that does not exist.
+    assert dict(written) == {case_id: 1 + len(STATUSES) * len(STATUS_AFTER)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -90,29 +90,39 @@ async def set_status(
 async def advance(
     conn: asyncpg.Connection,
     step: Step,
-    status: str,
+    statuses: Mapping[str, str],
     *,
     assigned_peer: str | None = None,
     closed_at: datetime | None = None,
-) -> None:
-    """The step on the journey and the request's new status, in one statement."""
-    await conn.execute(
-        """WITH step AS (
+) -> bool:
+    """The step on the journey and the request's new status (``statuses``: the status after the
+    step, by the status before it), in one statement that reads the status under the row's lock;
+    False, with nothing written, when there is no such request."""
+    found: int = await conn.fetchval(
+        """WITH request AS (
+               UPDATE support_request r
+                  SET status = coalesce((SELECT t.after
+                                           FROM unnest($8::text[], $9::text[]) AS t (before, after)
+                                          WHERE t.before = r.status), r.status),
+                      assigned_peer = COALESCE($2, r.assigned_peer),
+                      closed_at = COALESCE($3, r.closed_at)
+                WHERE r.case_id = $1
+            RETURNING r.case_id),
+           step AS (
                INSERT INTO request_event (network_id, case_id, kind, at, detail)
-               VALUES ($5, $1, $6, $7, $8::jsonb))
-           UPDATE support_request SET status = $2,
-                  assigned_peer = COALESCE($3, assigned_peer),
-                  closed_at = COALESCE($4, closed_at)
-            WHERE case_id = $1""",
+               SELECT $4, case_id, $5, $6, $7::jsonb FROM request)
+           SELECT count(*) FROM request""",
         step.case_id,
-        status,
         assigned_peer,
         closed_at,
         step.network_id,
         step.kind,
         step.at,
         _detail(step),
+        list(statuses),
+        list(statuses.values()),
     )
+    return found > 0
 
 
 async def assigned_peer(conn: asyncpg.Connection, case_id: UUID) -> tuple[str | None, str] | None:

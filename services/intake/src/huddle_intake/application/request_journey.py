@@ -31,7 +31,7 @@ from huddle_runtime.unit_of_work import UnitOfWork
 from huddle_intake.adapters import journey_repository as journey
 from huddle_intake.adapters import repository
 from huddle_intake.adapters.contact_vault import ContactVault
-from huddle_intake.domain.request_journey import status_after
+from huddle_intake.domain.request_journey import STATUSES, status_after
 from huddle_intake.domain.support_request import ContactDetails
 from huddle_intake.settings import IntakeSettings
 
@@ -45,17 +45,16 @@ class NotAllowed(LookupError):
 async def record_step(
     uow: UnitOfWork, *, case_id: UUID, step: str, at: datetime, **detail: Any
 ) -> None:
-    status = await journey.lock_status(uow.conn, case_id)
-    if status is None:
-        raise PermanentFailure(f"no support request {case_id} in intake")
     assert uow.tenant is not None
-    await journey.advance(
+    found = await journey.advance(
         uow.conn,
         journey.Step(uow.tenant.network_id, case_id, step, at, detail),
-        status_after(status, step),
+        {status: status_after(status, step) for status in STATUSES},
         assigned_peer=detail.get("peer") if step == "matched" else None,
         closed_at=at if step == "closed" else None,
     )
+    if not found:
+        raise PermanentFailure(f"no support request {case_id} in intake")
 
 
 def _step(kind: str, describe: Callable[[Any], dict[str, Any]]) -> Handler:

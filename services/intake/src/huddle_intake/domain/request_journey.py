@@ -25,6 +25,8 @@ STATUS_AFTER = {
     "declined": "withdrawn",
 }
 FINAL = frozenset({"closed", "withdrawn"})
+STATUSES = frozenset(STATUS_AFTER.values())
+"""Every status a request can be in (the first step's, then each step's)."""
 
 
 def status_after(current: str, step: str) -> str:

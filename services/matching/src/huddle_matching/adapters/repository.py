@@ -80,6 +80,16 @@ async def get_search(
     return _search(row) if row else None
 
 
+async def lock_search_of_offer(conn: asyncpg.Connection, offer_id: UUID) -> Search | None:
+    """The search an offer belongs to, locked; found through the offer in the same statement."""
+    row = await conn.fetchrow(
+        "SELECT * FROM support_request"
+        " WHERE case_id = (SELECT case_id FROM offer WHERE offer_id = $1) FOR UPDATE",
+        offer_id,
+    )
+    return _search(row) if row else None
+
+
 async def searches_for_event(
     conn: asyncpg.Connection, adverse_event_id: UUID, *, status: str
 ) -> list[Search]:

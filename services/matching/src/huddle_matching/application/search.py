@@ -289,12 +289,11 @@ def _escalate(
 
 async def _lock_offer(uow: UnitOfWork, offer_id: UUID) -> tuple[Offer, Search] | None:
     """The search row first, then the offer: every path locks in this order (no deadlock)."""
-    seen = await repo.get_offer(uow.conn, offer_id)
-    if seen is None:
+    search = await repo.lock_search_of_offer(uow.conn, offer_id)
+    if search is None:
         return None
-    search = await repo.get_search(uow.conn, seen.case_id, lock=True)
     offer = await repo.get_offer(uow.conn, offer_id, lock=True)
-    return None if offer is None or search is None else (offer, search)
+    return None if offer is None else (offer, search)
 
 
 async def accept(
