@@ -68,8 +68,9 @@ def _decision_limits(o: Outcome) -> list[str]:
     )
     notes.append(
         "A decision and the raw read each run in a tenant's transaction on the service's own "
-        "pool (BEGIN, the tenant's set_config, the reads, COMMIT). Since 2026-11-27 the pool "
-        "sends no reset query as a connection goes back (one round trip fewer for both), and "
+        "pool (BEGIN with the tenant's set_config, the reads, COMMIT). Since 2026-11-27 the pool "
+        "sends no reset query as a connection goes back, and BEGIN and the tenant go in one "
+        "round trip (one round trip fewer for both, each time), and "
         "each roster is vacuumed and analysed once loaded, as a long-lived one is, so that "
         "autovacuum does not run in the middle of the decisions."
     )

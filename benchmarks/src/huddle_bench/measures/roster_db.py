@@ -15,7 +15,8 @@ from huddle_matching.service import DEFINITION as MATCHING
 from huddle_runtime import database
 from huddle_runtime.migrations import migrate_service
 from huddle_runtime.settings import DatabaseSettings, KafkaSettings, ServiceSettings
-from huddle_runtime.tenancy import Tenant, apply_tenant
+from huddle_runtime.tenancy import Tenant, apply_tenant, scope_statement
+from huddle_runtime.unit_of_work import transaction
 from pydantic import SecretStr
 
 from huddle_bench.context import Context
@@ -56,8 +57,7 @@ async def matching_pool(ctx: Context) -> AsyncIterator[asyncpg.Pool]:
 
 @asynccontextmanager
 async def tenant_transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    async with pool.acquire() as conn, conn.transaction():
-        await apply_tenant(conn, TENANT)
+    async with pool.acquire() as conn, transaction(conn, scope_statement(TENANT)):
         yield conn
 
 
