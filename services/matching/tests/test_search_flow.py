@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from huddle_contracts.events import (
@@ -22,6 +22,11 @@ from huddle_contracts.vocabulary import EscalationReason, Withdrawal
 from huddle_local.issuer import LocalIssuer
 from huddle_matching.adapters import repository
 from huddle_matching.application.events import Handlers
+from huddle_matching.domain.response_times import (
+    HospitalCalendar,
+    ResponsePolicy,
+    first_contact_deadline,
+)
 from huddle_matching.entrypoints.scheduler import run_due
 from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.tenancy import Tenant
@@ -483,3 +488,41 @@ async def test_a_peer_who_became_full_cannot_accept_and_nothing_of_the_accept_is
         "still_full": True,
         "last_matched_at": None,
     }
+
+
+async def test_a_new_requests_deadline_follows_the_networks_policy_and_its_hospitals_calendar(
+    matching, local_issuer
+) -> None:
+    m = matching
+    admin = {
+        "Authorization": "Bearer " + local_issuer.mint(role="network_admin", network=m.network)
+    }
+    coordinator = {
+        "Authorization": "Bearer " + local_issuer.mint(role="coordinator", network=m.network)
+    }
+    policy = {"routine_working_hours": 8, "urgent_first_contact_minutes": 45}
+    assert (await m.client.put("/v1/policy", headers=admin, json=policy)).status_code == 204
+    calendar = {"time_zone": "Europe/Oslo", "working_days": [0, 1, 2], "day_start": "08:00:00"}
+    calendar["day_end"] = "16:00:00"
+    put = await m.client.put("/v1/hospitals/st-mary/calendar", headers=coordinator, json=calendar)
+    assert put.status_code == 204
+    response = ResponsePolicy(urgent_first_contact=timedelta(minutes=45), routine_working_hours=8)
+    oslo = HospitalCalendar(
+        time_zone="Europe/Oslo",
+        working_days=frozenset({0, 1, 2}),
+        day_start=time(8),
+        day_end=time(16),
+    )
+    cases = [
+        (request(m, "W-D1", urgency="routine"), oslo),
+        (request(m, "W-D2", urgency="urgent"), oslo),
+        (request(m, "W-D3", urgency="routine", hospital_id="st-olav"), HospitalCalendar()),
+    ]
+    for need, _ in cases:
+        await deliver(m, need)
+    for need, hospital_calendar in cases:
+        shown = await m.client.get(f"/v1/cases/{need.case_id}/candidates", headers=coordinator)
+        expected = first_contact_deadline(
+            need.requested_at, need.urgency, hospital_calendar, response
+        )
+        assert datetime.fromisoformat(shown.json()["first_contact_by"]) == expected, need.urgency

@@ -606,8 +606,21 @@ async def stalled_batches(conn: asyncpg.Connection, older_than: datetime) -> lis
 # -- calendars and policy ---------------------------------------------------------------------
 
 
-async def hospital_calendar(conn: asyncpg.Connection, hospital_id: str) -> HospitalCalendar:
-    row = await conn.fetchrow("SELECT * FROM hospital_calendar WHERE hospital_id = $1", hospital_id)
+async def policy_and_calendar(
+    conn: asyncpg.Connection, default: MatchingPolicy, hospital_id: str
+) -> tuple[MatchingPolicy, HospitalCalendar]:
+    """The network's policy and the hospital's calendar (or the defaults), in one round trip."""
+    row = await conn.fetchrow(
+        """SELECT p AS policy, c AS calendar
+             FROM (SELECT) AS one
+             LEFT JOIN matching_policy p ON true
+             LEFT JOIN hospital_calendar c ON c.hospital_id = $1""",
+        hospital_id,
+    )
+    return _policy(row["policy"], default), _calendar(row["calendar"])
+
+
+def _calendar(row: asyncpg.Record | None) -> HospitalCalendar:
     if row is None:
         return HospitalCalendar()
     return HospitalCalendar(
@@ -640,7 +653,10 @@ async def put_hospital_calendar(
 
 
 async def matching_policy(conn: asyncpg.Connection, default: MatchingPolicy) -> MatchingPolicy:
-    row = await conn.fetchrow("SELECT * FROM matching_policy")
+    return _policy(await conn.fetchrow("SELECT * FROM matching_policy"), default)
+
+
+def _policy(row: asyncpg.Record | None, default: MatchingPolicy) -> MatchingPolicy:
     if row is None:
         return default
     return MatchingPolicy(

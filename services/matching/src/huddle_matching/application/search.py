@@ -89,8 +89,9 @@ async def first_contact_due(
 ) -> tuple[MatchingPolicy, datetime]:
     """The network's policy, and by when a new request's first contact is due (in its
     hospital's working hours, for a routine one)."""
-    policy = await repo.matching_policy(uow.conn, matching.default_policy)
-    calendar = await repo.hospital_calendar(uow.conn, request.hospital_id)
+    policy, calendar = await repo.policy_and_calendar(
+        uow.conn, matching.default_policy, request.hospital_id
+    )
     deadline = first_contact_deadline(
         request.requested_at, request.urgency, calendar, policy.response
     )
