@@ -5,6 +5,8 @@ hospital's paging gateway (a real HTTP server on 127.0.0.1), an e-mail (a real S
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +19,7 @@ from huddle_intake.application.paging import remind_due
 from huddle_intake.service import DEFINITION
 from huddle_local.issuer import LocalIssuer
 from huddle_runtime.notifications import inbox
+from huddle_runtime.notifications.addresses import WebhookAddress, open_channels
 from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.tenancy import Tenant
 
@@ -168,3 +171,64 @@ async def test_an_offer_pages_the_peer_and_an_escalation_pages_coordinators(
             kinds = sorted(r["body"]["kind"] for r in hook.received)
             assert kinds == ["escalation", "offer", "offer", "offer_reminder"]
             assert len(smtp.mailbox.messages) == 3
+
+
+async def test_a_page_goes_to_the_gateway_of_the_persons_hospital_else_the_events(
+    database_url: str, kafka_bootstrap: str, local_issuer: LocalIssuer
+) -> None:
+    network = f"net-{uuid.uuid4().hex[:8]}"
+    admin = {"Authorization": "Bearer " + local_issuer.mint(role="network_admin", network=network)}
+    settings = service_settings(
+        DEFINITION,
+        database_url=database_url,
+        kafka_bootstrap=kafka_bootstrap,
+        jwks_file=local_issuer.jwks_path,
+        relay_enabled=False,
+        consumer_enabled=False,
+    )
+    await migrate_service(DEFINITION, settings)
+    # No dispatcher: the pages are only recorded here, never sent.
+    async with running_app(dataclasses.replace(DEFINITION, tasks=()), settings) as (app, client):
+        csv = (
+            "staff_ref,hospital_id,unit_id,discipline,manager_ref,email,phone,display_name\n"
+            "PEER-8,st-olav,surgery,nurse,,,,Sam Peer\n"
+        )
+        imported = await client.post(
+            "/v1/directory/import", content=csv, headers={**admin, "Content-Type": "text/csv"}
+        )
+        assert imported.status_code == 200, imported.text
+        gateways = {"st-mary": "https://127.0.0.1:9/mary", "st-olav": "https://127.0.0.1:9/olav"}
+        for hospital, url in gateways.items():
+            put = await client.put(
+                f"/v1/hospitals/{hospital}/paging-gateway",
+                headers=admin,
+                json={"url": url, "secret": SECRET},
+            )
+            assert put.status_code == 204, put.text
+        pager = app.state.pager
+
+        async def paged(recipient: str, event_hospital: str) -> list[str]:
+            """The channels of a page for an event in ``event_hospital``: gateway URLs, kinds."""
+            async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
+                nid = await paging.page_person(
+                    uow,
+                    pager,
+                    kind="offer",
+                    recipient=recipient,
+                    network_id=network,
+                    hospital_id=event_hospital,
+                    link="/offers/x",
+                    respond_by=None,
+                    notification_id=uuid.uuid4(),
+                )
+                stored = await uow.conn.fetchval(
+                    "SELECT channels FROM notification WHERE id = $1", nid
+                )
+            opened = open_channels(json.loads(stored), key=pager.channel_key, notification_id=nid)
+            return [a.url if isinstance(a, WebhookAddress) else a.channel for a in opened]
+
+        in_directory = pseudonym_for(settings.pseudonym_key, network, "PEER-8")
+        unknown = pseudonym_for(settings.pseudonym_key, network, "NOT-IN-DIRECTORY")
+        assert await paged(in_directory, "st-mary") == [gateways["st-olav"], "inbox"]
+        assert await paged(unknown, "st-mary") == [gateways["st-mary"], "inbox"]
+        assert await paged(unknown, "st-luke") == ["inbox"]  # no gateway there

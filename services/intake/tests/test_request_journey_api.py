@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from huddle_contracts.events import (
@@ -316,5 +317,8 @@ async def test_each_step_moves_the_stored_request_as_the_journey_rules_say(
             [case_id, nobody],
         )
     assert missing is False
+    with pytest.raises(asyncpg.NotNullViolationError):  # a status the map lacks is never kept
+        async with app.state.runtime.unit_of_work(Tenant(network)) as uow:
+            await journey.advance(uow.conn, journey.Step(network, case_id, "offered", at, {}), {})
     # The first step, then one per step above; nothing for a request that does not exist.
     assert dict(written) == {case_id: 1 + len(STATUSES) * len(STATUS_AFTER)}

@@ -290,6 +290,9 @@ async def test_once_a_wait_for_a_held_peer_runs_out_searches_stop_waiting_for_a_
         assert wait.waited == 1  # went on at once
     assert len(await offers_of(m, local_issuer, "FREE")) == 2
     assert await offers_of(m, local_issuer, "HELD") == []
+    scraped = (await m.client.get("/metrics")).text
+    assert "huddle_matching_held_peer_waits_total 1.0" in scraped
+    assert "huddle_matching_held_peer_waits_run_out_total 1.0" in scraped
 
 
 async def test_a_surge_beyond_the_hospital_widens_together_and_nobody_goes_over_capacity(

@@ -356,20 +356,21 @@ def backlog_events(network: Network, count: int, seed: int) -> list[AdverseEvent
 # Drained: every event of the burst handled and committed in the service's database, at the
 # commit of the last inbox row. The group's Kafka offsets are committed once a second, too coarse
 # for a burst that drains in one or two.
-_DRAINED = """SELECT count(*) AS handled,
-                     extract(epoch FROM max(pg_xact_commit_timestamp(i.xmin))) AS at
+_DRAINED = """SELECT count(*) AS handled, {at} AS at
                 FROM {schema}.inbox i
                 JOIN unnest($2::integer[], $3::bigint[]) AS burst (kafka_partition, first_offset)
                      USING (kafka_partition)
                WHERE i.consumer = $1 AND i.topic = $4 AND i.kafka_offset >= burst.first_offset"""
+_LAST_COMMIT = "extract(epoch FROM max(pg_xact_commit_timestamp(i.xmin)))"
+_SERVER_NOW = "SELECT extract(epoch FROM clock_timestamp())"
 
 
 async def drain_rate(
     stack: RunningStack, service: str, events: Sequence[AdverseEventReported], timeout_s: float
 ) -> float:
     """Events a second ``service`` handles, from the first record of a burst produced at the raw
-    producer's pace to the commit of the last one's inbox row (at the poll that saw it, on a
-    server without commit timestamps)."""
+    producer's pace to the commit of the last one's inbox row, both on the server's clock (to the
+    poll that saw it, on a server that keeps no commit timestamps)."""
     messages = [outbox_message(e, source="/huddle/intake") for e in events]
     partitions = await topic_partitions(stack.kafka_bootstrap, [BACKLOG_TOPIC])
     producer = new_producer(
@@ -380,21 +381,22 @@ async def drain_rate(
     await producer.start()
     await ends.start()
     try:
+        exact = bool(await conn.fetchval("SELECT current_setting('track_commit_timestamp')::bool"))
+        drained = _DRAINED.format(at=_LAST_COMMIT if exact else "NULL", schema=service)
         firsts = await ends.end_offsets(partitions)
         burst = ([tp.partition for tp in partitions], [firsts[tp] for tp in partitions])
-        started, wall = time.perf_counter(), time.time()
+        started = float(await conn.fetchval(_SERVER_NOW))
         await send_all(producer, messages)
-        while time.perf_counter() < started + timeout_s:
-            row = await conn.fetchrow(
-                _DRAINED.format(schema=service), f"huddle.{service}", *burst, BACKLOG_TOPIC
-            )
+        while True:
+            row = await conn.fetchrow(drained, f"huddle.{service}", *burst, BACKLOG_TOPIC)
+            now = float(await conn.fetchval(_SERVER_NOW))
             if row["handled"] >= len(messages):
-                took = (
-                    time.perf_counter() - started if row["at"] is None else float(row["at"]) - wall
+                return len(messages) / ((now if row["at"] is None else float(row["at"])) - started)
+            if now - started > timeout_s:
+                raise RuntimeError(
+                    f"{service} did not drain {len(messages)} events in {timeout_s:.0f} s"
                 )
-                return len(messages) / took
             await asyncio.sleep(0.05)
-        raise RuntimeError(f"{service} did not drain {len(messages)} events in {timeout_s:.0f} s")
     finally:
         await ends.stop()
         await producer.stop()

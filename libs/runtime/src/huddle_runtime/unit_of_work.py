@@ -56,14 +56,21 @@ _SAVEPOINT = "huddle_unit"
 take the latest of a name, which nesting makes the right one."""
 
 
+class TransactionRolledBack(Exception):
+    """COMMIT was answered ROLLBACK: a statement inside failed and its error was swallowed."""
+
+
 @asynccontextmanager
 async def transaction(conn: asyncpg.Connection, scope: str = "") -> AsyncIterator[None]:
     """A transaction begun together with ``scope`` (statements of literals, e.g. the tenant's) in
     one round trip, where asyncpg's ``Connection.transaction`` sends BEGIN alone and a unit of
     work is only a few statements; inside a transaction (whoever began it), a savepoint.
-    Committed (released) on success, rolled back on any exception."""
+    Committed (released) on success, rolled back on any exception. Inside it, asyncpg's
+    ``conn.transaction()`` refuses to run (the transaction was begun by hand): nest this instead.
+    """
     if conn.is_in_transaction():
-        # Rare (a batch retried record by record): SAVEPOINT alone, so a failure is never unclear.
+        # SAVEPOINT alone, so a failure is never unclear: rare (a batch retried record by
+        # record, matching's wait for a held peer).
         await conn.execute(f"SAVEPOINT {_SAVEPOINT}")
         end = f"RELEASE SAVEPOINT {_SAVEPOINT}"
         undo = f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; {end}"
@@ -73,15 +80,28 @@ async def transaction(conn: asyncpg.Connection, scope: str = "") -> AsyncIterato
         try:
             await conn.execute(f"BEGIN; {scope}" if scope else "BEGIN")
         except BaseException:
-            if conn.is_in_transaction() and not conn.is_closed():  # BEGIN ran, the scope failed
-                await conn.execute(undo)
+            # Whether BEGIN ran is unknown after a cancellation: ROLLBACK outside one is a no-op.
+            await _undo(conn, undo)
             raise
     try:
         if then:
             await conn.execute(then)
         yield
     except BaseException:
-        if not conn.is_closed():
-            await conn.execute(undo)
+        await _undo(conn, undo)
         raise
-    await conn.execute(end)
+    if await conn.execute(end) == "ROLLBACK":
+        raise TransactionRolledBack("the transaction was rolled back at its commit")
+
+
+async def _undo(conn: asyncpg.Connection, undo: str) -> None:
+    """Roll back; if even that fails, end the connection (the caller's error is the one raised)."""
+    if conn.is_closed():
+        return
+    try:
+        await conn.execute(undo)
+    except Exception:
+        conn.terminate()  # nothing of the transaction outlives its connection
+    except BaseException:  # cancelled while rolling back: end it all the same, and stop
+        conn.terminate()
+        raise

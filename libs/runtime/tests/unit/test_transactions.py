@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from huddle_runtime.tenancy import Tenant, scope_statement
-from huddle_runtime.unit_of_work import transaction, unit_of_work_on
+from huddle_runtime.unit_of_work import TransactionRolledBack, transaction, unit_of_work_on
 
 
 class FakeConnection:
     """The part of asyncpg's connection a unit of work uses; each ``execute`` is a round trip."""
 
-    def __init__(self, *, fail_on: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        fail_on: str | None = None,
+        failure: BaseException | None = None,
+        aborted: bool = False,
+    ) -> None:
         self.sent: list[str] = []
         self.depth = 0
         self.fail_on = fail_on
+        self.failure = failure
+        self.aborted = aborted  # a statement failed inside: COMMIT answers ROLLBACK
+        self.terminated = False
 
     def is_in_transaction(self) -> bool:
         return self.depth > 0
 
     def is_closed(self) -> bool:
-        return False
+        return self.terminated
+
+    def terminate(self) -> None:
+        self.terminated = True
 
     async def execute(self, query: str, *args: object) -> str:
         self.sent.append(query)
         for statement in query.split("; "):
+            if self.fail_on and statement.startswith(self.fail_on):
+                raise self.failure or RuntimeError(f"{statement} failed")
             if statement == "BEGIN":
                 self.depth += 1
             elif statement in ("COMMIT", "ROLLBACK"):
                 self.depth = 0
-            if self.fail_on and statement.startswith(self.fail_on):
-                raise RuntimeError(f"{statement} failed")
+                if statement == "COMMIT" and self.aborted:
+                    return "ROLLBACK"
         return "OK"
 
 
@@ -51,6 +67,30 @@ async def test_a_failed_unit_of_work_rolls_back_and_commits_nothing() -> None:
             raise ValueError("the handler failed")
     assert conn.sent == ["BEGIN; SELECT 1", "ROLLBACK"]
     assert not conn.is_in_transaction()
+
+
+async def test_a_begin_cancelled_before_its_answer_is_rolled_back_all_the_same() -> None:
+    # Cancelled while BEGIN was in flight: the server may have begun it, the client cannot know.
+    conn = FakeConnection(fail_on="BEGIN", failure=asyncio.CancelledError())
+    with pytest.raises(asyncio.CancelledError):
+        async with transaction(conn, "SELECT 1"):  # type: ignore[arg-type]
+            pytest.fail("the body must not run")
+    assert conn.sent == ["BEGIN; SELECT 1", "ROLLBACK"]
+
+
+async def test_a_commit_the_server_answers_with_rollback_is_a_failure() -> None:
+    conn = FakeConnection(aborted=True)  # the body swallowed a failed statement
+    with pytest.raises(TransactionRolledBack):
+        async with transaction(conn, "SELECT 1"):  # type: ignore[arg-type]
+            pass
+
+
+async def test_when_the_rollback_fails_the_connection_is_ended_and_the_first_error_raised() -> None:
+    conn = FakeConnection(fail_on="ROLLBACK", failure=ConnectionResetError("gone"))
+    with pytest.raises(ValueError, match="the handler failed"):
+        async with transaction(conn, "SELECT 1"):  # type: ignore[arg-type]
+            raise ValueError("the handler failed")
+    assert conn.terminated
 
 
 async def test_a_scope_that_fails_after_begin_rolls_the_transaction_back() -> None:

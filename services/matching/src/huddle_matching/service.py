@@ -12,12 +12,18 @@ from huddle_matching.application.search import Matching
 from huddle_matching.entrypoints import http
 from huddle_matching.entrypoints.events import subscriptions
 from huddle_matching.entrypoints.scheduler import deadlines
+from huddle_matching.observability import HeldPeerWaits
 
 MATCHING = Matching()
 
 
 def configure(app: FastAPI, _: ServiceSettings) -> None:
-    app.state.matching = app.state.runtime.state["matching"] = MATCHING
+    runtime = app.state.runtime
+    app.state.matching = runtime.state["matching"] = MATCHING
+    # Read at each scrape from whichever Matching the process runs (tests swap in their own).
+    runtime.metrics.registry.register(
+        HeldPeerWaits(lambda: runtime.state["matching"].held_peer_wait)
+    )
 
 
 DEFINITION = ServiceDefinition(

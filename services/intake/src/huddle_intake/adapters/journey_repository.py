@@ -96,14 +96,15 @@ async def advance(
     closed_at: datetime | None = None,
 ) -> bool:
     """The step on the journey and the request's new status (``statuses``: the status after the
-    step, by the status before it), in one statement that reads the status under the row's lock;
-    False, with nothing written, when there is no such request."""
+    step, by the status before it; a status it lacks fails the statement, as the column is NOT
+    NULL), in one statement that reads the status under the row's lock; False, with nothing
+    written, when there is no such request."""
     found: int = await conn.fetchval(
         """WITH request AS (
                UPDATE support_request r
-                  SET status = coalesce((SELECT t.after
-                                           FROM unnest($8::text[], $9::text[]) AS t (before, after)
-                                          WHERE t.before = r.status), r.status),
+                  SET status = (SELECT t.after
+                                  FROM unnest($8::text[], $9::text[]) AS t (before, after)
+                                 WHERE t.before = r.status),
                       assigned_peer = COALESCE($2, r.assigned_peer),
                       closed_at = COALESCE($3, r.closed_at)
                 WHERE r.case_id = $1

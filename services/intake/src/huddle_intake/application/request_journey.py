@@ -31,7 +31,7 @@ from huddle_runtime.unit_of_work import UnitOfWork
 from huddle_intake.adapters import journey_repository as journey
 from huddle_intake.adapters import repository
 from huddle_intake.adapters.contact_vault import ContactVault
-from huddle_intake.domain.request_journey import STATUSES, status_after
+from huddle_intake.domain.request_journey import statuses_after
 from huddle_intake.domain.support_request import ContactDetails
 from huddle_intake.settings import IntakeSettings
 
@@ -49,7 +49,7 @@ async def record_step(
     found = await journey.advance(
         uow.conn,
         journey.Step(uow.tenant.network_id, case_id, step, at, detail),
-        {status: status_after(status, step) for status in STATUSES},
+        statuses_after(step),
         assigned_peer=detail.get("peer") if step == "matched" else None,
         closed_at=at if step == "closed" else None,
     )

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
+from types import MappingProxyType
 
 from huddle_contracts.events import ReferralMade
 from huddle_contracts.vocabulary import ReferralResource, Urgency
@@ -36,6 +39,12 @@ def status_after(current: str, step: str) -> str:
     if step == "offered" and current in ("peer assigned", "in contact", "referred"):
         return current  # a late offer notice does not undo a match
     return STATUS_AFTER.get(step, current)
+
+
+@cache
+def statuses_after(step: str) -> Mapping[str, str]:
+    """``status_after`` for every status a request can be in, for one step."""
+    return MappingProxyType({status: status_after(status, step) for status in STATUSES})
 
 
 def a_crisis_never_waits_for_a_peer(urgency: Urgency) -> bool:

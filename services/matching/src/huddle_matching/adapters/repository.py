@@ -609,7 +609,9 @@ async def stalled_batches(conn: asyncpg.Connection, older_than: datetime) -> lis
 async def policy_and_calendar(
     conn: asyncpg.Connection, default: MatchingPolicy, hospital_id: str
 ) -> tuple[MatchingPolicy, HospitalCalendar]:
-    """The network's policy and the hospital's calendar (or the defaults), in one round trip."""
+    """The network's policy and the hospital's calendar (or the defaults), in one round trip.
+    The rows come whole, as their tables' composite types: asyncpg looks those up once per
+    connection (and, as for any cached statement, once more after a migration changes them)."""
     row = await conn.fetchrow(
         """SELECT p AS policy, c AS calendar
              FROM (SELECT) AS one
