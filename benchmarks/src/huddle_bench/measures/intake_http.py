@@ -502,7 +502,10 @@ def _intake_limits(o: Outcome) -> list[str]:
             "transaction-local and the one session lock is released in a finally; the bare app's "
             "pool skips it too, so the ratio does not gain from it; (7) a unit of work sends "
             "BEGIN and its tenant's set_config (literals) as one simple query, where asyncpg's "
-            "transaction sent BEGIN alone (five round trips to four)."
+            "transaction sent BEGIN alone (five round trips to four): a unit of one indexed read "
+            "on one connection took 205-214 us against 271-272 us, its client CPU 103-112 us "
+            "against 140 and the backend's 82 us against 104-106 (a micro-benchmark, "
+            "alternating, 5,000 units each)."
         )
         notes.append(
             "uvloop and httptools are in now (every service's `serve`, and the bare app): in a "
