@@ -465,7 +465,8 @@ def _intake_limits(o: Outcome) -> list[str]:
             "their share of the two cores."
         )
         notes.append(
-            "Where intake's CPU goes now (cProfile and A/B runs on this machine, intake's app "
+            "Where intake's CPU goes now (cProfile and A/B runs on the slower machine of "
+            "2026-11-26, intake's app "
             "called in process through ASGI, 16 requests in flight: 1.6-1.7 ms a request "
             "without HTTP parsing, where the bare app needs 0.44-0.59 ms with it). No one part "
             "dominates any more: the relay and the token check each switched off change it by "
@@ -519,8 +520,8 @@ def _intake_limits(o: Outcome) -> list[str]:
             f"p99 at 70% of saturation is {p99.median:.0f} ms (p50 {m.get('p50_ms', 0):.0f} ms): "
             "at 70% of a CPU-bound single process, queueing behind the event loop and the "
             "shared cores (PostgreSQL's fsync on every commit, Kafka, the load generator) make "
-            "the tail; it falls with the load (16 ms at 25% and 36 ms at 50% in the last full "
-            "run)."
+            "the tail; it falls with the load (16 ms at 25% and 36 ms at 50% in a full run on "
+            "2026-11-26)."
         )
     if m.get("rss_mb", 0) > GOAL_RSS_MB:
         notes.append(f"Intake's peak RSS is {m['rss_mb']:.0f} MB (goal #9: ≤ {GOAL_RSS_MB:.0f}).")
