@@ -13,7 +13,7 @@ from huddle_analytics.service import DEFINITION
 from huddle_contracts.events import Event
 from huddle_contracts.registry import encode_event
 from huddle_contracts.topics import all_topic_names
-from huddle_e2e.harness import migrate_service, running_app, service_settings
+from huddle_e2e.harness import held_service_settings, running_app
 from huddle_local.issuer import LocalIssuer
 from huddle_local.kafka import create_topics
 from huddle_runtime.settings import ServiceSettings
@@ -25,17 +25,13 @@ async def analytics_settings(
     database_url: str, kafka_bootstrap: str, local_issuer: LocalIssuer
 ) -> ServiceSettings:
     await create_topics(kafka_bootstrap, all_topic_names(), partitions=3)
-    settings = service_settings(
+    # Held in the outbox, the analysts' records can be read back by each test.
+    return await held_service_settings(
         DEFINITION,
         database_url=database_url,
         kafka_bootstrap=kafka_bootstrap,
         jwks_file=local_issuer.jwks_path,
-        # Held in the outbox, the analysts' records can be read back by each test.
-        relay_enabled=False,
-        consumer_enabled=False,
     )
-    await migrate_service(DEFINITION, settings)
-    return settings
 
 
 @pytest.fixture

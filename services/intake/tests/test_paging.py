@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from huddle_contracts.events import MatchEscalated, OfferMade
-from huddle_e2e.harness import eventually, migrate_service, running_app, service_settings
+from huddle_e2e.harness import eventually, held_service_settings, running_app
 from huddle_e2e.receivers import smtp_receiver, webhook_receiver
 from huddle_intake.application import paging
 from huddle_intake.application.paging import remind_due
@@ -21,28 +21,11 @@ from huddle_local.issuer import LocalIssuer
 from huddle_runtime.notifications import inbox
 from huddle_runtime.notifications.addresses import WebhookAddress, open_channels
 from huddle_runtime.pseudonyms import pseudonym_for
-from huddle_runtime.settings import ServiceSettings
 from huddle_runtime.tenancy import Tenant
 
 pytestmark = pytest.mark.integration
 
 SECRET = "pager-shared-secret-0123456789"
-
-
-async def migrated_intake(
-    database_url: str, kafka_bootstrap: str, local_issuer: LocalIssuer
-) -> ServiceSettings:
-    """Intake's settings (relay and consumer off: events are handed in), its schema migrated."""
-    settings = service_settings(
-        DEFINITION,
-        database_url=database_url,
-        kafka_bootstrap=kafka_bootstrap,
-        jwks_file=local_issuer.jwks_path,
-        relay_enabled=False,
-        consumer_enabled=False,
-    )
-    await migrate_service(DEFINITION, settings)
-    return settings
 
 
 async def test_an_offer_pages_the_peer_and_an_escalation_pages_coordinators(
@@ -58,7 +41,12 @@ async def test_an_offer_pages_the_peer_and_an_escalation_pages_coordinators(
         monkeypatch.setenv("HUDDLE_NOTIFY_SMTP_PORT", str(smtp.port))
         monkeypatch.setenv("HUDDLE_NOTIFY_BASE_URL", "https://huddle.example")
         monkeypatch.setenv("HUDDLE_NOTIFY_POLL_SECONDS", "0.2")
-        settings = await migrated_intake(database_url, kafka_bootstrap, local_issuer)
+        settings = await held_service_settings(
+            DEFINITION,
+            database_url=database_url,
+            kafka_bootstrap=kafka_bootstrap,
+            jwks_file=local_issuer.jwks_path,
+        )
         async with (
             webhook_receiver(SECRET) as hook,
             running_app(DEFINITION, settings) as (app, client),
@@ -199,7 +187,12 @@ async def test_a_page_goes_to_the_gateway_of_the_persons_hospital_else_the_event
 ) -> None:
     network = f"net-{uuid.uuid4().hex[:8]}"
     admin = {"Authorization": "Bearer " + local_issuer.mint(role="network_admin", network=network)}
-    settings = await migrated_intake(database_url, kafka_bootstrap, local_issuer)
+    settings = await held_service_settings(
+        DEFINITION,
+        database_url=database_url,
+        kafka_bootstrap=kafka_bootstrap,
+        jwks_file=local_issuer.jwks_path,
+    )
     # No dispatcher: the pages are only recorded here, never sent.
     async with running_app(dataclasses.replace(DEFINITION, tasks=()), settings) as (app, client):
         csv = (

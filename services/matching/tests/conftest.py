@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from huddle_contracts.events import Event
 from huddle_contracts.registry import EVENT_TYPES
-from huddle_e2e.harness import migrate_service, running_app, service_settings
+from huddle_e2e.harness import held_service_settings, running_app
 from huddle_local.issuer import LocalIssuer
 from huddle_matching.application.search import Matching
 from huddle_matching.service import DEFINITION
@@ -19,16 +19,12 @@ from huddle_runtime.settings import ServiceSettings
 
 @pytest.fixture(scope="session")
 async def matching_settings(database_url: str, local_issuer: LocalIssuer) -> ServiceSettings:
-    settings = service_settings(
+    return await held_service_settings(
         DEFINITION,
         database_url=database_url,
         kafka_bootstrap="127.0.0.1:1",
         jwks_file=local_issuer.jwks_path,
-        relay_enabled=False,
-        consumer_enabled=False,
     )
-    await migrate_service(DEFINITION, settings)
-    return settings
 
 
 @dataclass

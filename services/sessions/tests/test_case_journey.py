@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from huddle_contracts.events import PeerMatched
 from huddle_contracts.registry import EVENT_TYPES
-from huddle_e2e.harness import migrate_service, running_app, service_settings
+from huddle_e2e.harness import held_service_settings, running_app
 from huddle_local.issuer import LocalIssuer
 from huddle_runtime.pseudonyms import pseudonym_for
 from huddle_runtime.tenancy import Tenant
@@ -25,15 +25,12 @@ pytestmark = pytest.mark.integration
 async def sessions(
     database_url: str, kafka_bootstrap: str, local_issuer: LocalIssuer
 ) -> AsyncIterator:
-    settings = service_settings(
+    settings = await held_service_settings(
         DEFINITION,
         database_url=database_url,
         kafka_bootstrap=kafka_bootstrap,
         jwks_file=local_issuer.jwks_path,
-        relay_enabled=False,
-        consumer_enabled=False,
     )
-    await migrate_service(DEFINITION, settings)
     async with running_app(DEFINITION, settings) as running:
         yield running
 

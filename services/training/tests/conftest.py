@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from huddle_contracts.topics import all_topic_names
-from huddle_e2e.harness import migrate_service, running_app, service_settings
+from huddle_e2e.harness import held_service_settings, running_app
 from huddle_local.issuer import LocalIssuer
 from huddle_local.kafka import create_topics
 from huddle_runtime.settings import ServiceSettings
@@ -20,19 +20,15 @@ async def training_settings(
     database_url: str, kafka_bootstrap: str, local_issuer: LocalIssuer
 ) -> ServiceSettings:
     await create_topics(kafka_bootstrap, all_topic_names(), partitions=3)
-    settings = service_settings(
+    # The relay would delete rows once published; held, the outbox shows what each call queued.
+    # The HTTP tests need no consumer (each app joining the group would rebalance it);
+    # `training_live` runs one.
+    return await held_service_settings(
         DEFINITION,
         database_url=database_url,
         kafka_bootstrap=kafka_bootstrap,
         jwks_file=local_issuer.jwks_path,
-        # The relay would delete rows once published; held, the outbox shows what each call queued.
-        relay_enabled=False,
-        # The HTTP tests need no consumer (each app joining the group would rebalance it);
-        # `training_live` runs one.
-        consumer_enabled=False,
     )
-    await migrate_service(DEFINITION, settings)
-    return settings
 
 
 @pytest.fixture

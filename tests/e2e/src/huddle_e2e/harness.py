@@ -49,6 +49,23 @@ async def migrate_service(definition: ServiceDefinition, settings: ServiceSettin
     await migrations.migrate_service(settings, definition.migrations)
 
 
+async def held_service_settings(
+    definition: ServiceDefinition, *, database_url: str, kafka_bootstrap: str, jwks_file: Path
+) -> ServiceSettings:
+    """A service's settings with its relay and consumer off, its schema migrated: tests hand
+    events to its handlers, and what it publishes stays in its outbox to be read back."""
+    settings = service_settings(
+        definition,
+        database_url=database_url,
+        kafka_bootstrap=kafka_bootstrap,
+        jwks_file=jwks_file,
+        relay_enabled=False,
+        consumer_enabled=False,
+    )
+    await migrate_service(definition, settings)
+    return settings
+
+
 @contextlib.asynccontextmanager
 async def running_app(
     definition: ServiceDefinition,
